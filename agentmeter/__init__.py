@@ -1,0 +1,90 @@
+"""agentmeter: charge your AI agent's users for what they use.
+
+Three payment models (per API request, per token, instant charges), exact
+decimal money, delivery that never blocks the app, and a reference server.
+The public names are those of AgentMeter 0.2, so its users' code runs as is.
+"""
+
+from ._version import __version__
+from .client import (
+    AgentMeterClient,
+    create_client,
+    quick_api_request_pay,
+    quick_instant_pay,
+    quick_token_based_pay,
+)
+from .config import AgentMeterConfig
+from .errors import (
+    AgentMeterAPIError,
+    AgentMeterConfigurationError,
+    AgentMeterConnectionError,
+    AgentMeterError,
+    AgentMeterValidationError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnprocessableEntityError,
+)
+from .models import (
+    APIRequestPayEvent,
+    BatchResult,
+    BillingRecord,
+    BillingStatus,
+    EventType,
+    InstantPayEvent,
+    MeterEvent,
+    MeterEventResponse,
+    MeterStats,
+    PaymentType,
+    Project,
+    RejectedEvent,
+    ReportRow,
+    TokenBasedPayEvent,
+    UserMeter,
+)
+
+__all__ = [
+    "APIRequestPayEvent",
+    "AgentMeterAPIError",
+    "AgentMeterClient",
+    "AgentMeterConfig",
+    "AgentMeterConfigurationError",
+    "AgentMeterConnectionError",
+    "AgentMeterError",
+    "AgentMeterValidationError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchResult",
+    "BillingRecord",
+    "BillingStatus",
+    "BudgetExceededError",
+    "ConflictError",
+    "EventType",
+    "InstantPayEvent",
+    "MeterEvent",
+    "MeterEventResponse",
+    "MeterStats",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PaymentType",
+    "PermissionDeniedError",
+    "Project",
+    "RateLimitError",
+    "RejectedEvent",
+    "ReportRow",
+    "ServerError",
+    "TokenBasedPayEvent",
+    "UnprocessableEntityError",
+    "UserMeter",
+    "__version__",
+    "create_client",
+    "quick_api_request_pay",
+    "quick_instant_pay",
+    "quick_token_based_pay",
+]

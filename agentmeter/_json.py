@@ -1,0 +1,61 @@
+"""JSON as the wire speaks it: exact decimals both ways.
+
+Money is written as the decimal's own text in a string (``"0.004"``) and read
+from either a string or a JSON number; numbers are parsed with
+``parse_float=Decimal`` so no value ever passes through a binary float.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from .pricing import money_text
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return money_text(value) if value.is_finite() else str(value)
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    # Metadata may hold objects of the user's; their text is better than a
+    # lost event.
+    return str(value)
+
+
+_ENCODER = json.JSONEncoder(
+    default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def dumps(value: Any) -> str:
+    return _ENCODER.encode(value)
+
+
+def dumps_bytes(value: Any) -> bytes:
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def loads(data: str | bytes) -> Any:
+    return json.loads(data, parse_float=Decimal)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` offset; naive times are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    else:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,49 @@
+"""Process events every tracker must survive: interpreter exit and ``fork()``.
+
+At exit each live tracker is closed (flushed for its bounded
+``shutdown_timeout``, the rest put in its outbox). In a forked child each
+tracker starts over with an empty queue and no worker (one starts on first
+use), so the child never resends the parent's events, and transports drop
+connections the parent owns.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import weakref
+from typing import Any
+
+logger = logging.getLogger("agentmeter")
+_trackers: weakref.WeakSet[Any] = weakref.WeakSet()
+_fork_resettable: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_tracker(tracker: Any) -> None:
+    _trackers.add(tracker)
+
+
+def register_fork_reset(resource: Any) -> None:
+    """``resource.after_fork_in_child()`` runs in every forked child."""
+    _fork_resettable.add(resource)
+
+
+def _close_all_at_exit() -> None:
+    for tracker in list(_trackers):
+        try:
+            tracker.close()
+        except Exception:
+            logger.exception("agentmeter: closing a tracker at exit failed")
+
+
+def _reset_in_child() -> None:
+    for resource in list(_fork_resettable):
+        resource.after_fork_in_child()
+    for tracker in list(_trackers):
+        tracker.after_fork_in_child()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -1,0 +1,183 @@
+"""Exact money arithmetic.
+
+Every price, amount and cost is a :class:`~decimal.Decimal`. A float given by
+a user is converted through its shortest text, so ``0.1`` becomes
+``Decimal("0.1")``, never ``Decimal(0.1)`` (which is
+``0.1000000000000000055511151231257827...``).
+
+>>> token_cost(1000, 500, to_money("0.004", "input_token_price"),
+...            to_money(0.0001, "output_token_price"))
+Decimal('4.0500')
+
+Costs are never rounded here. Rounding to cents happens once, half-even,
+when a billing record is made (:func:`round_to_cents`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
+from typing import Any
+
+from .errors import AgentMeterValidationError
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+# The largest scale we store exactly (NUMERIC on PostgreSQL, text on SQLite)
+# and the largest magnitude we accept: 10**15 of any currency is not a bill.
+MAX_DECIMAL_PLACES = 18
+MAX_INTEGER_DIGITS = 15
+MAX_COUNT = 10**15
+# Wide enough for MAX_COUNT x the largest price, summed many times over; the
+# Inexact trap turns any rounding we did not ask for into an error.
+MONEY_CONTEXT = Context(prec=100, traps=[InvalidOperation, Inexact, Overflow, DivisionByZero])
+
+
+# Prices repeat (the same unit price on every call), and checking one costs
+# about a microsecond of the hot path's budget, so valid ones are remembered:
+# floats, ints and strings by value, Decimals by identity (kept alive here,
+# so an id is never reused while cached).
+_CACHE_LIMIT = 4096
+_valid_by_value: dict[tuple[type, Any], Decimal] = {}
+_valid_decimals: dict[int, Decimal] = {}
+
+
+def to_money(value: Any, field: str) -> Decimal:
+    """Parse a price or amount exactly; raise naming ``field`` if it is not money."""
+    kind = value.__class__
+    if kind is Decimal:
+        known = _valid_decimals.get(id(value))
+        if known is not None and known is value:
+            return known
+    elif kind is float or kind is str or kind is int:
+        cached = _valid_by_value.get((kind, value))
+        if cached is not None:
+            return cached
+    money = _parse_money(value, field)
+    _remember(kind, value, money)
+    return money
+
+
+def _remember(kind: type, value: Any, money: Decimal) -> None:
+    if kind is Decimal:
+        if money is value:
+            if len(_valid_decimals) >= _CACHE_LIMIT:
+                _valid_decimals.clear()
+            _valid_decimals[id(value)] = value
+    elif kind is float or kind is str or kind is int:
+        if len(_valid_by_value) >= _CACHE_LIMIT:
+            _valid_by_value.clear()
+        _valid_by_value[(kind, value)] = money
+
+
+def _parse_money(value: Any, field: str) -> Decimal:
+    if isinstance(value, Decimal):
+        money = value
+    elif isinstance(value, bool) or value is None:
+        raise AgentMeterValidationError.for_field(field, f"must be a number, got {value!r}")
+    elif isinstance(value, int):
+        money = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise AgentMeterValidationError.for_field(field, f"must be finite, got {value!r}")
+        money = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            money = Decimal(value.strip())
+        except InvalidOperation:
+            raise AgentMeterValidationError.for_field(
+                field, f"must be a decimal number, got {value[:40]!r}"
+            ) from None
+    else:
+        raise AgentMeterValidationError.for_field(
+            field, f"must be a number or decimal string, got {type(value).__name__}"
+        )
+    return _checked(money, field)
+
+
+def _checked(money: Decimal, field: str) -> Decimal:
+    if not money.is_finite():
+        raise AgentMeterValidationError.for_field(field, f"must be finite, got {money}")
+    if money.is_signed() and money != 0:
+        raise AgentMeterValidationError.for_field(field, f"must not be negative, got {money}")
+    if money == 0:
+        return ZERO
+    if money.adjusted() >= MAX_INTEGER_DIGITS:
+        raise AgentMeterValidationError.for_field(
+            field, f"must be less than 10**{MAX_INTEGER_DIGITS}, got {money}"
+        )
+    exponent = money.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite decimals have an int exponent
+    if exponent < -MAX_DECIMAL_PLACES:
+        money = money.normalize(MONEY_CONTEXT)  # "0.1000000000000000000000" is fine
+        exponent = money.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if exponent < -MAX_DECIMAL_PLACES:
+            raise AgentMeterValidationError.for_field(
+                field, f"has more than {MAX_DECIMAL_PLACES} decimal places: {money}"
+            )
+    if exponent > 0:
+        money = money.quantize(Decimal(1), context=MONEY_CONTEXT)  # 1E+2 -> 100
+    return money
+
+
+def to_count(value: Any, field: str) -> int:
+    """Parse a non-negative whole count (calls, tokens); bools are refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if _is_whole(value):
+            value = int(value)
+        else:
+            raise AgentMeterValidationError.for_field(
+                field, f"must be a whole number, got {value!r}"
+            )
+    if value < 0:
+        raise AgentMeterValidationError.for_field(field, f"must not be negative, got {value}")
+    if value > MAX_COUNT:
+        raise AgentMeterValidationError.for_field(field, f"must be at most {MAX_COUNT}")
+    return int(value)
+
+
+def _is_whole(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
+
+
+def money_text(money: Decimal) -> str:
+    """The decimal's own text, without an exponent: ``0.0000001``, not ``1E-7``."""
+    return format(money, "f")
+
+
+def api_request_cost(api_calls: int, unit_price: Decimal) -> Decimal:
+    return MONEY_CONTEXT.multiply(Decimal(api_calls), unit_price)
+
+
+def token_cost(
+    tokens_in: int, tokens_out: int, input_token_price: Decimal, output_token_price: Decimal
+) -> Decimal:
+    return MONEY_CONTEXT.add(
+        MONEY_CONTEXT.multiply(Decimal(tokens_in), input_token_price),
+        MONEY_CONTEXT.multiply(Decimal(tokens_out), output_token_price),
+    )
+
+
+def money_sum(amounts: Iterable[Decimal]) -> Decimal:
+    """Exact sum of money values (never rounded)."""
+    total = ZERO
+    for amount in amounts:
+        total = MONEY_CONTEXT.add(total, amount)
+    return total
+
+
+def round_to_cents(amount: Decimal) -> Decimal:
+    """Round a sum of costs to cents, half-even (banker's rounding), once."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_EVEN, context=Context(prec=100))

@@ -1,0 +1,99 @@
+"""The one retry layer: which failures are worth another try, and how long to wait.
+
+Only connection failures, timeouts, 408, 429 and 5xx (not 501) are retried.
+A request that is not idempotent (a meter increment, a project or billing
+record creation) is retried only when the server certainly did not act on
+it: the connection was never made, or the answer was 429.
+
+Waits grow exponentially with jitter; a ``Retry-After`` header is honoured
+as the minimum wait (clamped to ``max_wait``). Attempts are bounded in
+number and by an overall deadline. ``random`` and ``sleep`` are fields so
+tests (and the tracker, whose sleeps shutdown must interrupt) can control
+them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import tenacity
+
+from ..errors import AgentMeterAPIError, AgentMeterConnectionError, RateLimitError
+
+logger = logging.getLogger("agentmeter")
+T = TypeVar("T")
+
+
+def is_retryable(exc: BaseException, idempotent: bool = True) -> bool:
+    if isinstance(exc, AgentMeterConnectionError):
+        return idempotent or not exc.sent
+    if isinstance(exc, RateLimitError):
+        return True
+    if isinstance(exc, AgentMeterAPIError) and exc.status_code is not None:
+        status = exc.status_code
+        return idempotent and (status == 408 or (status >= 500 and status != 501))
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed request is tried again. ``max_attempts`` counts the first try."""
+
+    max_attempts: int = 4
+    deadline: float = 30.0
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+    random: Callable[[], float] = field(default=_random.random, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def backoff(self, attempt_number: int, exc: BaseException | None) -> float:
+        """Seconds to wait after the given failed attempt (1-based)."""
+        base = min(self.max_wait, self.initial_wait * 2 ** (attempt_number - 1))
+        wait = base / 2 + self.random() * base / 2  # "equal jitter": never near zero
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, min(float(retry_after), self.max_wait))
+        return float(wait)
+
+    def run(
+        self,
+        attempt: Callable[[], T],
+        *,
+        idempotent: bool = True,
+        sleep: Callable[[float], None] | None = None,
+        describe: str = "request",
+    ) -> T:
+        """Call ``attempt`` until it succeeds, fails for good, or the budget ends."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent)),
+            wait=lambda state: self.backoff(
+                state.attempt_number, state.outcome.exception() if state.outcome else None
+            ),
+            stop=self._should_stop,
+            sleep=sleep or self.sleep,
+            before_sleep=lambda state: _log_retry(state, describe),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _should_stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.max_attempts:
+            return True
+        upcoming = state.upcoming_sleep or 0.0
+        return (state.seconds_since_start or 0.0) + upcoming > self.deadline
+
+
+def _log_retry(state: tenacity.RetryCallState, describe: str) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "%s failed (attempt %d): %s; retrying in %.2fs",
+        describe,
+        state.attempt_number,
+        exc,
+        state.upcoming_sleep,
+    )

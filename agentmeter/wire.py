@@ -1,0 +1,131 @@
+"""Request bodies and query parameters of the wire API, validated once for both sides.
+
+The client builds these before sending (so bad input fails at the call
+site, with the field named); the server and the embedded transport parse
+incoming requests with the very same models.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field
+
+from ._types import Identifier, Money, UtcDatetime
+from .errors import AgentMeterValidationError
+from .models import AgentMeterModel, BillingStatus, EventType, PaymentType
+
+Granularity = Literal["hour", "day", "month"]
+GroupKey = Literal["user", "agent", "payment_type", "model"]
+# A report group key -> the column (and JSON field) it groups by.
+GROUP_COLUMNS: dict[str, str] = {
+    "user": "user_id",
+    "agent": "agent_id",
+    "payment_type": "payment_type",
+    "model": "model",
+}
+TIMEFRAMES = ("1 hour", "24 hours", "7 days", "30 days", "all")
+_TIMEFRAME = re.compile(r"^\s*(\d{1,6})\s*(hour|hours|day|days|h|d)\s*$", re.IGNORECASE)
+
+
+def parse_timeframe(text: str) -> timedelta | None:
+    """``"24 hours"`` -> ``timedelta(hours=24)``; ``"all"`` -> None."""
+    if text.strip().lower() == "all":
+        return None
+    match = _TIMEFRAME.match(text)
+    if not match:
+        raise AgentMeterValidationError.for_field(
+            "timeframe", f"must be like '24 hours', '7 days' or 'all', got {text[:40]!r}"
+        )
+    amount, unit = int(match.group(1)), match.group(2).lower()
+    return timedelta(hours=amount) if unit.startswith("h") else timedelta(days=amount)
+
+
+def _check_timeframe(text: str) -> str:
+    parse_timeframe(text)
+    return text.strip()
+
+
+Timeframe = Annotated[str, AfterValidator(_check_timeframe)]
+
+
+class WireModel(AgentMeterModel):
+    def to_params(self) -> dict[str, Any]:
+        """The JSON form without unset values: a query string or a request body."""
+        return {key: value for key, value in self.to_dict().items() if value is not None}
+
+
+class EventQuery(WireModel):
+    project_id: Identifier
+    agent_id: str | None = None
+    user_id: str | None = None
+    event_type: EventType | None = None
+    payment_type: PaymentType | None = None
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class StatsQuery(WireModel):
+    project_id: Identifier
+    timeframe: Timeframe = "30 days"
+
+
+class ReportQuery(WireModel):
+    project_id: Identifier
+    granularity: Granularity = "day"
+    group_by: list[GroupKey] = Field(default_factory=list)
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+
+
+class MeterKey(WireModel):
+    project_id: Identifier
+    user_id: Identifier
+
+
+class SetMeterBody(MeterKey):
+    threshold_amount: Money
+
+
+class IncrementMeterBody(MeterKey):
+    amount: Money
+
+
+class ProjectCreateBody(WireModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")] | None = (
+        None
+    )
+
+
+class ProjectUpdateBody(WireModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class BillingCreateBody(WireModel):
+    project_id: Identifier
+    period_start: UtcDatetime
+    period_end: UtcDatetime
+    amount: Money | None = None
+    status: BillingStatus = BillingStatus.PENDING
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.period_end <= self.period_start:
+            raise AgentMeterValidationError.for_field("period_end", "must be after period_start")
+
+
+class BillingUpdateBody(WireModel):
+    status: BillingStatus | None = None
+    amount: Money | None = None
+
+
+class BillingListQuery(WireModel):
+    project_id: Identifier

@@ -1,0 +1,104 @@
+"""Shared fixtures: a clean environment, a fake server, and clients that never sleep.
+
+Test modules take what they need as fixtures (``api_key``, ``base_url``,
+``server.api_key``...) rather than importing this file: several conftest.py
+files live under tests/, so ``import conftest`` would be ambiguous.
+"""
+
+from __future__ import annotations
+
+from functools import partialmethod
+
+import pytest
+import responses
+
+from agentmeter import AgentMeterClient
+from agentmeter.config import ENVIRONMENT
+from agentmeter.transport.http import HttpTransport
+from agentmeter.transport.retry import RetryPolicy
+
+BASE_URL = "http://meter.test"
+# Deliberately not shaped like an am_proj_ key: it must be masked because it
+# is *the* key, not because it looks like one.
+API_KEY = "sk-test-9f8e7d6c5b4a3210"
+
+
+class FakeServer(responses.RequestsMock):
+    """The server at ``base_url``, faked by responses; answers may be added by path."""
+
+    base_url = BASE_URL
+    api_key = API_KEY  # the key its clients send
+
+    def add(self, method=None, url=None, *args, **kwargs):
+        if isinstance(url, str) and url.startswith("/"):
+            url = self.base_url + url
+        return super().add(method, url, *args, **kwargs)
+
+    delete = partialmethod(add, responses.DELETE)
+    get = partialmethod(add, responses.GET)
+    patch = partialmethod(add, responses.PATCH)
+    post = partialmethod(add, responses.POST)
+    put = partialmethod(add, responses.PUT)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    """No AGENTMETER_* variable of the developer's leaks into a test."""
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def api_key():
+    return API_KEY
+
+
+@pytest.fixture
+def base_url():
+    return BASE_URL
+
+
+@pytest.fixture
+def server():
+    """The fake server; every answer added must be asked for."""
+    with FakeServer() as mock:
+        yield mock
+
+
+@pytest.fixture
+def sleeps():
+    """The waits of make_client's retries, recorded instead of slept."""
+    return []
+
+
+@pytest.fixture
+def make_client(sleeps):
+    """A client on the fake server whose retries record their waits (jitter 0)."""
+
+    def make(**policy) -> AgentMeterClient:
+        policy.setdefault("random", lambda: 0.0)
+        retry = RetryPolicy(sleep=sleeps.append, **policy)
+        return AgentMeterClient(
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            project_id="proj_1",
+            agent_id="agent_1",
+            user_id="user_1",
+            transport=HttpTransport(BASE_URL, API_KEY, retry=retry),
+        )
+
+    return make
+
+
+@pytest.fixture
+def client():
+    """A client built from settings, as users build one; it never retries."""
+    with AgentMeterClient(
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        project_id="proj_1",
+        agent_id="agent_1",
+        user_id="user_1",
+        retry_attempts=0,
+    ) as made:
+        yield made
