@@ -1,0 +1,221 @@
+"""Projects, their API keys (stored only as SHA-256 hashes), and billing records."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from ..models import BillingRecord, BillingStatus, Project
+from ..pricing import round_to_cents
+from .base import LedgerBase, from_micros, now_micros, to_micros
+from .dialect import money_sum
+from .errors import conflict, not_found
+from .schema import api_keys, billing_records, events, projects, user_meters
+
+
+def new_api_key(kind: str) -> str:
+    """A fresh key: ``am_proj_...`` or ``am_admin_...`` with 192 random bits."""
+    return f"am_{kind}_{secrets.token_urlsafe(24)}"
+
+
+def hash_key(key: str) -> str:
+    # Keys are long and random, so a plain SHA-256 is enough (no salt needed).
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    kind: str  # "admin" | "project"
+    project_id: str | None
+
+
+def _project(row: Any) -> Project:
+    return Project(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def _billing(row: Any) -> BillingRecord:
+    return BillingRecord(
+        id=row.id,
+        project_id=row.project_id,
+        period_start=from_micros(row.period_start),
+        period_end=from_micros(row.period_end),
+        amount=row.amount,
+        status=row.status,
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+class AdminStore(LedgerBase):
+    # ------------------------------------------------------------- keys
+
+    def add_key(self, key: str, kind: str, project_id: str | None = None) -> None:
+        with self.writing() as connection:
+            connection.execute(
+                api_keys.insert().values(
+                    key_hash=hash_key(key),
+                    kind=kind,
+                    project_id=project_id,
+                    prefix=key[:16],
+                    created_at=now_micros(),
+                )
+            )
+
+    def find_key(self, key: str) -> KeyRecord | None:
+        with self.reading() as connection:
+            row = connection.execute(
+                select(api_keys.c.kind, api_keys.c.project_id).where(
+                    api_keys.c.key_hash == hash_key(key)
+                )
+            ).first()
+        return KeyRecord(row.kind, row.project_id) if row else None
+
+    def has_admin_key(self) -> bool:
+        with self.reading() as connection:
+            query = select(func.count()).select_from(api_keys).where(api_keys.c.kind == "admin")
+            return bool(connection.execute(query).scalar_one())
+
+    # --------------------------------------------------------- projects
+
+    def create_project(
+        self, name: str, description: str | None, project_id: str | None
+    ) -> tuple[Project, str]:
+        """Create a project and its first key; the key is returned once, never stored."""
+        chosen = project_id or f"proj_{secrets.token_hex(6)}"
+        key = new_api_key("proj")
+        now = now_micros()
+        with self.writing() as connection:
+            exists = connection.execute(select(projects.c.id).where(projects.c.id == chosen))
+            if exists.first():
+                raise conflict(f"project {chosen!r} already exists")
+            connection.execute(
+                projects.insert().values(
+                    id=chosen, name=name, description=description, created_at=now, updated_at=now
+                )
+            )
+            connection.execute(
+                api_keys.insert().values(
+                    key_hash=hash_key(key),
+                    kind="project",
+                    project_id=chosen,
+                    prefix=key[:16],
+                    created_at=now,
+                )
+            )
+            row = connection.execute(select(projects).where(projects.c.id == chosen)).one()
+        return _project(row), key
+
+    def get_project(self, project_id: str) -> Project:
+        with self.reading() as connection:
+            row = connection.execute(select(projects).where(projects.c.id == project_id)).first()
+        if row is None:
+            raise not_found(f"project {project_id!r}")
+        return _project(row)
+
+    def list_projects(self, only: str | None = None) -> list[Project]:
+        query = select(projects).order_by(projects.c.created_at, projects.c.id)
+        if only is not None:
+            query = query.where(projects.c.id == only)
+        with self.reading() as connection:
+            return [_project(row) for row in connection.execute(query)]
+
+    def update_project(self, project_id: str, changes: dict[str, Any]) -> Project:
+        with self.writing() as connection:
+            result = connection.execute(
+                update(projects)
+                .where(projects.c.id == project_id)
+                .values(**changes, updated_at=now_micros())
+            )
+            if result.rowcount == 0:
+                raise not_found(f"project {project_id!r}")
+        return self.get_project(project_id)
+
+    def delete_project(self, project_id: str) -> None:
+        """Delete a project with its keys, events, meters and billing records."""
+        with self.writing() as connection:
+            for table in (events, user_meters, billing_records, api_keys):
+                connection.execute(delete(table).where(table.c.project_id == project_id))
+            result = connection.execute(delete(projects).where(projects.c.id == project_id))
+            if result.rowcount == 0:
+                raise not_found(f"project {project_id!r}")
+
+    # -------------------------------------------------- billing records
+
+    def period_cost(self, project_id: str, start: datetime, end: datetime) -> Decimal:
+        """The exact sum of event costs with ``start <= timestamp < end``."""
+        query = select(money_sum(self.dialect, events.c.total_cost)).where(
+            events.c.project_id == project_id,
+            events.c.ts >= to_micros(start),
+            events.c.ts < to_micros(end),
+        )
+        with self.reading() as connection:
+            return Decimal(connection.execute(query).scalar_one() or 0)
+
+    def create_billing_record(
+        self,
+        project_id: str,
+        period_start: datetime,
+        period_end: datetime,
+        amount: Decimal | None,
+        status: BillingStatus,
+    ) -> BillingRecord:
+        """Without ``amount``: the period's exact cost, rounded to cents once (half-even)."""
+        if amount is None:
+            amount = round_to_cents(self.period_cost(project_id, period_start, period_end))
+        record_id = f"bill_{secrets.token_hex(8)}"
+        now = now_micros()
+        with self.writing() as connection:
+            connection.execute(
+                billing_records.insert().values(
+                    id=record_id,
+                    project_id=project_id,
+                    period_start=to_micros(period_start),
+                    period_end=to_micros(period_end),
+                    amount=amount,
+                    status=status.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return self.get_billing_record(record_id)
+
+    def get_billing_record(self, record_id: str) -> BillingRecord:
+        with self.reading() as connection:
+            row = connection.execute(
+                select(billing_records).where(billing_records.c.id == record_id)
+            ).first()
+        if row is None:
+            raise not_found(f"billing record {record_id!r}")
+        return _billing(row)
+
+    def list_billing_records(self, project_id: str) -> list[BillingRecord]:
+        query = (
+            select(billing_records)
+            .where(billing_records.c.project_id == project_id)
+            .order_by(billing_records.c.period_start.desc(), billing_records.c.id)
+        )
+        with self.reading() as connection:
+            return [_billing(row) for row in connection.execute(query)]
+
+    def update_billing_record(self, record_id: str, changes: dict[str, Any]) -> BillingRecord:
+        with self.writing() as connection:
+            result = connection.execute(
+                update(billing_records)
+                .where(billing_records.c.id == record_id)
+                .values(**changes, updated_at=now_micros())
+            )
+            if result.rowcount == 0:
+                raise not_found(f"billing record {record_id!r}")
+        return self.get_billing_record(record_id)

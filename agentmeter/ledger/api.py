@@ -1,0 +1,287 @@
+"""The wire API over the ledger, without HTTP: parse, authorize, store, answer.
+
+The FastAPI server and the embedded transport both call these functions, so
+a request means the same in both modes: the same validation (422 naming the
+field), the same access rules (403 for another project's data) and the same
+JSON answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._version import __version__
+from ..errors import AgentMeterValidationError
+from ..models import AgentMeterModel, MeterEvent, parse_event
+from ..wire import (
+    BillingCreateBody,
+    BillingListQuery,
+    BillingUpdateBody,
+    EventQuery,
+    IncrementMeterBody,
+    MeterKey,
+    ProjectCreateBody,
+    ProjectUpdateBody,
+    ReportQuery,
+    SetMeterBody,
+    StatsQuery,
+)
+from . import Ledger
+from .errors import WireError, conflict, forbidden
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_METADATA_BYTES = 16 * 1024
+MAX_BATCH_EVENTS = 1000
+M = TypeVar("M", bound=AgentMeterModel)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: an admin key, or the key of one project."""
+
+    kind: str  # "admin" | "project"
+    project_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+    def check_project(self, project_id: str) -> None:
+        if not self.is_admin and project_id != self.project_id:
+            raise forbidden(f"this key cannot access project {project_id!r}")
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise forbidden("this needs an admin key")
+
+
+ADMIN = Principal("admin")
+# Query parameters that may repeat; every other one takes its last value.
+LIST_PARAMS = frozenset({"group_by"})
+
+
+def query_dict(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Query-string pairs as the API's parsers take them."""
+    params: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in LIST_PARAMS:
+            params.setdefault(key, []).append(value)
+        else:
+            params[key] = value
+    return params
+
+
+def parse(model: Callable[..., M], data: Any) -> M:
+    if not isinstance(data, Mapping):
+        raise WireError(400, "bad_request", "the body must be a JSON object")
+    try:
+        return model(**dict(data))
+    except AgentMeterValidationError as exc:
+        raise WireError.from_validation(exc) from None
+
+
+def parse_wire_event(data: Any) -> MeterEvent:
+    if not isinstance(data, Mapping):
+        raise WireError(422, "validation_error", "an event must be a JSON object")
+    try:
+        event = parse_event(data)
+    except AgentMeterValidationError as exc:
+        raise WireError.from_validation(exc) from None
+    size = len(json.dumps(event.metadata, separators=(",", ":"), default=str))
+    if size > MAX_METADATA_BYTES:
+        raise WireError(
+            422,
+            "validation_error",
+            f"metadata: {size} bytes is more than the limit of {MAX_METADATA_BYTES}",
+            [{"field": "metadata", "message": "too large"}],
+        )
+    return event
+
+
+class LedgerAPI:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "healthy", "version": __version__}
+
+    # ------------------------------------------------------------ events
+
+    def record_event(self, who: Principal, body: Any) -> dict[str, Any]:
+        event = parse_wire_event(body)
+        who.check_project(event.project_id)
+        stored = self.ledger.record_events([event])[0]
+        if stored.project_id != event.project_id:
+            raise conflict(f"event id {event.id!r} is already used by another project")
+        return {
+            "success": True,
+            "event_id": stored.id,
+            "cost": stored.cost,
+            "message": "duplicate event: nothing changed" if stored.duplicate else "event recorded",
+            "timestamp": stored.timestamp,
+            "duplicate": stored.duplicate,
+        }
+
+    def record_batch(self, who: Principal, body: Any) -> dict[str, Any]:
+        items = body.get("events") if isinstance(body, Mapping) else None
+        if not isinstance(items, list):
+            raise WireError(
+                422,
+                "validation_error",
+                "events: must be a list of events",
+                [{"field": "events", "message": "must be a list"}],
+            )
+        if len(items) > MAX_BATCH_EVENTS:
+            raise WireError(
+                413,
+                "too_many_events",
+                f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}",
+            )
+        valid: list[tuple[int, MeterEvent]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                valid.append((index, parse_wire_event(item)))
+            except WireError as exc:
+                rejected.append(_rejection(index, item, exc))
+        for _, event in valid:
+            who.check_project(event.project_id)
+        return self._store_batch(valid, rejected)
+
+    def _store_batch(
+        self, valid: list[tuple[int, MeterEvent]], rejected: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        stored = self.ledger.record_events([event for _, event in valid])
+        accepted = duplicates = 0
+        for (index, event), outcome in zip(valid, stored, strict=True):
+            if outcome.project_id != event.project_id:
+                error = conflict(f"event id {event.id!r} is already used by another project")
+                rejected.append(_rejection(index, {"id": event.id}, error))
+            elif outcome.duplicate:
+                duplicates += 1
+            else:
+                accepted += 1
+        rejected.sort(key=lambda item: item["index"])
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
+    def list_events(self, who: Principal, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        query = parse(EventQuery, self._scoped(who, params))
+        return self.ledger.list_events(query)
+
+    def stats(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
+        query = parse(StatsQuery, self._scoped(who, params))
+        return self.ledger.stats(query.project_id, query.timeframe).to_dict()
+
+    def report(self, who: Principal, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        query = parse(ReportQuery, self._scoped(who, params))
+        return [row.to_dict() for row in self.ledger.report(query)]
+
+    # ------------------------------------------------------- user meters
+
+    def get_meter(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
+        key = parse(MeterKey, self._scoped(who, params))
+        return self.ledger.get_meter(key.project_id, key.user_id).to_dict()
+
+    def set_meter(self, who: Principal, body: Any) -> dict[str, Any]:
+        request = parse(SetMeterBody, self._scoped(who, body))
+        meter = self.ledger.set_threshold(
+            request.project_id, request.user_id, request.threshold_amount
+        )
+        return meter.to_dict()
+
+    def increment_meter(self, who: Principal, body: Any) -> dict[str, Any]:
+        request = parse(IncrementMeterBody, self._scoped(who, body))
+        return self.ledger.increment_meter(
+            request.project_id, request.user_id, request.amount
+        ).to_dict()
+
+    def reset_meter(self, who: Principal, body: Any) -> dict[str, Any]:
+        key = parse(MeterKey, self._scoped(who, body))
+        return self.ledger.reset_meter(key.project_id, key.user_id).to_dict()
+
+    # ---------------------------------------------------------- projects
+
+    def create_project(self, who: Principal, body: Any) -> dict[str, Any]:
+        who.require_admin()
+        request = parse(ProjectCreateBody, body)
+        project, key = self.ledger.create_project(request.name, request.description, request.id)
+        return {**project.to_dict(), "api_key": key}
+
+    def list_projects(self, who: Principal) -> list[dict[str, Any]]:
+        only = None if who.is_admin else who.project_id
+        return [project.to_dict() for project in self.ledger.list_projects(only)]
+
+    def get_project(self, who: Principal, project_id: str) -> dict[str, Any]:
+        who.check_project(project_id)
+        return self.ledger.get_project(project_id).to_dict()
+
+    def update_project(self, who: Principal, project_id: str, body: Any) -> dict[str, Any]:
+        who.require_admin()
+        changes = parse(ProjectUpdateBody, body).to_params()
+        if not changes:
+            return self.ledger.get_project(project_id).to_dict()
+        return self.ledger.update_project(project_id, changes).to_dict()
+
+    def delete_project(self, who: Principal, project_id: str) -> dict[str, Any]:
+        who.require_admin()
+        self.ledger.delete_project(project_id)
+        return {"deleted": True}
+
+    # --------------------------------------------------- billing records
+
+    def create_billing_record(self, who: Principal, body: Any) -> dict[str, Any]:
+        request = parse(BillingCreateBody, self._scoped(who, body))
+        record = self.ledger.create_billing_record(
+            request.project_id,
+            request.period_start,
+            request.period_end,
+            request.amount,
+            request.status,
+        )
+        return record.to_dict()
+
+    def list_billing_records(
+        self, who: Principal, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        query = parse(BillingListQuery, self._scoped(who, params))
+        return [record.to_dict() for record in self.ledger.list_billing_records(query.project_id)]
+
+    def update_billing_record(self, who: Principal, record_id: str, body: Any) -> dict[str, Any]:
+        record = self.ledger.get_billing_record(record_id)
+        who.check_project(record.project_id)
+        update = parse(BillingUpdateBody, body)
+        changes: dict[str, Any] = {}
+        if update.status is not None:
+            changes["status"] = update.status.value
+        if update.amount is not None:
+            changes["amount"] = update.amount
+        if not changes:
+            return record.to_dict()
+        return self.ledger.update_billing_record(record_id, changes).to_dict()
+
+    # ------------------------------------------------------------ access
+
+    @staticmethod
+    def _scoped(who: Principal, data: Any) -> Any:
+        """Fill a missing project_id from a project key, then check access."""
+        if not isinstance(data, Mapping):
+            return data
+        scoped = dict(data)
+        if not scoped.get("project_id") and who.project_id:
+            scoped["project_id"] = who.project_id
+        project_id = scoped.get("project_id")
+        if isinstance(project_id, str) and project_id:
+            who.check_project(project_id)
+        return scoped
+
+
+def _rejection(index: int, item: Any, exc: WireError) -> dict[str, Any]:
+    event_id = item.get("id") if isinstance(item, Mapping) else None
+    return {
+        "index": index,
+        "id": event_id if isinstance(event_id, str) else None,
+        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
+    }

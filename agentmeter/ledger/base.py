@@ -1,0 +1,48 @@
+"""The ledger's engine, its transactions, and time as stored (UTC microseconds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, Engine
+
+from .dialect import MICROS
+
+
+def to_micros(moment: datetime) -> int:
+    """UTC microseconds since the epoch, exactly (no float on the way)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * MICROS + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    seconds, rest = divmod(micros, MICROS)
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.replace(microsecond=rest)
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+class LedgerBase:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One write transaction (on SQLite it holds the write lock from BEGIN)."""
+        connect = self.engine.connect().execution_options(ledger_write=True)
+        with connect as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection, connection.begin():
+            yield connection

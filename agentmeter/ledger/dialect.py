@@ -1,0 +1,153 @@
+"""What differs between SQLite and PostgreSQL, in one place.
+
+Money is exact on both: PostgreSQL stores it as ``NUMERIC`` and sums it
+natively; SQLite has no exact decimal type, so money is stored as decimal
+text and summed/added by two small functions registered on every SQLite
+connection (``decimal_sum``, ``decimal_add``), which use Python's Decimal.
+Times are stored as integer microseconds since the Unix epoch (UTC) on both.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    Numeric,
+    String,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    literal,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..errors import AgentMeterConfigurationError
+from ..pricing import MONEY_CONTEXT, ZERO, money_text
+
+MICROS = 1_000_000
+HOUR_MICROS = 3600 * MICROS
+DAY_MICROS = 86400 * MICROS
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Money: NUMERIC on PostgreSQL, decimal text on SQLite; Decimal in Python."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return value
+        return money_text(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+class _DecimalSum:
+    """SQLite aggregate: exact sum of decimal texts."""
+
+    def __init__(self) -> None:
+        self.total = ZERO
+
+    def step(self, value: str | int | None) -> None:
+        if value is not None:
+            self.total = MONEY_CONTEXT.add(self.total, Decimal(value))
+
+    def finalize(self) -> str:
+        return money_text(self.total)
+
+
+def _decimal_add(left: str | int | None, right: str | int | None) -> str:
+    return money_text(MONEY_CONTEXT.add(Decimal(left or 0), Decimal(right or 0)))
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_ledger_engine(url: str, *, pool_size: int = 5, synchronous: str = "FULL") -> Engine:
+    """An engine with the ledger's settings for the URL's database."""
+    if is_sqlite(url):
+        return _sqlite_engine(url, synchronous)
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    raise AgentMeterConfigurationError(
+        f"unsupported ledger URL scheme in {url.split('://')[0]!r}: use sqlite:///path.db "
+        "or postgresql+psycopg://user:pass@host/db"
+    )
+
+
+def _sqlite_engine(url: str, synchronous: str) -> Engine:
+    in_memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
+    options: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    if in_memory:
+        options["poolclass"] = StaticPool  # one shared in-memory database
+    engine = create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Transactions are begun explicitly (see _on_begin), not by the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+        dbapi_connection.create_function("decimal_add", 2, _decimal_add, deterministic=True)
+        dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A writer takes the lock up front, so a read-then-write never fails
+        # to upgrade; readers use a plain (deferred) BEGIN.
+        mode = connection.get_execution_options().get("ledger_write")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+
+    return engine
+
+
+def money_sum(dialect_name: str, column: Any) -> ColumnElement[Decimal]:
+    """An exact SUM of a money column (0 over no rows)."""
+    if dialect_name == "sqlite":
+        return func.decimal_sum(column, type_=ExactDecimal())
+    return func.coalesce(func.sum(column), 0, type_=ExactDecimal())
+
+
+def money_add(dialect_name: str, column: Any, value: Any) -> ColumnElement[Decimal]:
+    """``column + value`` computed exactly inside the database."""
+    # Bound as ExactDecimal: a plain Decimal would be bound as Numeric, which
+    # pysqlite receives as a float.
+    amount = literal(value, ExactDecimal())
+    if dialect_name == "sqlite":
+        return func.decimal_add(column, amount, type_=ExactDecimal())
+    return func.coalesce(column, 0) + amount
+
+
+def period_expr(dialect_name: str, granularity: str, ts_column: Any) -> ColumnElement[Any]:
+    """The start of each event's hour/day (micros) or its month (``YYYY-MM``)."""
+    if granularity == "hour":
+        return (ts_column // HOUR_MICROS) * HOUR_MICROS  # type: ignore[no-any-return]
+    if granularity == "day":
+        return (ts_column // DAY_MICROS) * DAY_MICROS  # type: ignore[no-any-return]
+    seconds = ts_column // MICROS
+    if dialect_name == "sqlite":
+        return func.strftime("%Y-%m", seconds, "unixepoch")
+    return func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYY-MM")

@@ -1,0 +1,188 @@
+"""Writing events: each id stored once, atomically with its user-meter update.
+
+A batch is one transaction: insert-or-ignore on the primary key (no
+read-then-write race, on SQLite or PostgreSQL), then one exact increment of
+``current_usage`` per (project, user) for the events that were new.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..models import APIRequestPayEvent, InstantPayEvent, MeterEvent, TokenBasedPayEvent
+from ..pricing import MONEY_CONTEXT, ZERO
+from .base import LedgerBase, from_micros, now_micros, to_micros
+from .dialect import money_add
+from .schema import events, user_meters
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """What the ledger holds for an event id after a write."""
+
+    id: str
+    project_id: str
+    cost: Decimal
+    timestamp: datetime
+    duplicate: bool
+
+
+def event_row(event: MeterEvent, recorded_at: int) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": event.id,
+        "project_id": event.project_id,
+        "agent_id": event.agent_id,
+        "user_id": event.user_id,
+        "payment_type": event.payment_type.value,
+        "event_type": getattr(event, "event_type").value,  # noqa: B009 - set on every subclass
+        "ts": to_micros(event.timestamp),
+        "recorded_at": recorded_at,
+        "api_calls": 0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "unit_price": None,
+        "input_token_price": None,
+        "output_token_price": None,
+        "amount": None,
+        "description": None,
+        "total_cost": event.total_cost,
+        "model": _model_name(event.metadata),
+        "metadata": json.dumps(event.metadata, separators=(",", ":"), default=str),
+    }
+    if isinstance(event, APIRequestPayEvent):
+        row.update(api_calls=event.api_calls, unit_price=event.unit_price)
+    elif isinstance(event, TokenBasedPayEvent):
+        row.update(
+            tokens_in=event.tokens_in,
+            tokens_out=event.tokens_out,
+            input_token_price=event.input_token_price,
+            output_token_price=event.output_token_price,
+        )
+    elif isinstance(event, InstantPayEvent):
+        row.update(amount=event.amount, description=event.description)
+    return row
+
+
+def _model_name(metadata: dict[str, Any]) -> str | None:
+    model = metadata.get("model")
+    return str(model)[:200] if model is not None else None
+
+
+def insert_for(dialect: str, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
+
+
+class EventWrites(LedgerBase):
+    def record_events(self, batch: Sequence[MeterEvent]) -> list[StoredEvent]:
+        """Store the events not stored yet; answer for each what the ledger holds."""
+        if not batch:
+            return []
+        recorded_at = now_micros()
+        rows = [event_row(event, recorded_at) for event in batch]
+        with self.writing() as connection:
+            new_ids = self._insert_new(connection, rows)
+            self._charge_meters(connection, rows, new_ids, recorded_at)
+            stored = self._stored(connection, [r["id"] for r in rows if r["id"] not in new_ids])
+        return self._outcomes(rows, new_ids, stored)
+
+    def _insert_new(self, connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        statement = (
+            insert_for(self.dialect, events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(events.c.id)
+        )
+        return set(connection.execute(statement, rows).scalars())
+
+    def _charge_meters(
+        self,
+        connection: Connection,
+        rows: Iterable[dict[str, Any]],
+        new_ids: set[str],
+        now: int,
+    ) -> None:
+        charges: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        charged: set[str] = set()
+        for row in rows:
+            if row["id"] in new_ids and row["id"] not in charged:  # an id twice in one batch
+                charged.add(row["id"])
+                key = (row["project_id"], row["user_id"])
+                charges[key] = MONEY_CONTEXT.add(charges[key], row["total_cost"])
+        for (project_id, user_id), cost in sorted(charges.items()):  # one lock order
+            add_usage(connection, self.dialect, project_id, user_id, cost, now)
+
+    def _stored(self, connection: Connection, ids: list[str]) -> dict[str, StoredEvent]:
+        if not ids:
+            return {}
+        query = select(events.c.id, events.c.project_id, events.c.total_cost, events.c.ts).where(
+            events.c.id.in_(set(ids))
+        )
+        return {
+            row.id: StoredEvent(row.id, row.project_id, row.total_cost, from_micros(row.ts), True)
+            for row in connection.execute(query)
+        }
+
+    @staticmethod
+    def _outcomes(
+        rows: list[dict[str, Any]], new_ids: set[str], stored: dict[str, StoredEvent]
+    ) -> list[StoredEvent]:
+        outcomes: list[StoredEvent] = []
+        first_seen: set[str] = set()
+        for row in rows:
+            event_id = row["id"]
+            if event_id in new_ids and event_id not in first_seen:
+                first_seen.add(event_id)
+                outcomes.append(
+                    StoredEvent(
+                        event_id,
+                        row["project_id"],
+                        row["total_cost"],
+                        from_micros(row["ts"]),
+                        False,
+                    )
+                )
+            elif event_id in stored:
+                outcomes.append(stored[event_id])
+            else:  # the same new id twice in one batch: the second is a duplicate
+                outcomes.append(
+                    StoredEvent(
+                        event_id,
+                        row["project_id"],
+                        row["total_cost"],
+                        from_micros(row["ts"]),
+                        True,
+                    )
+                )
+        return outcomes
+
+
+def add_usage(
+    connection: Connection, dialect: str, project_id: str, user_id: str, cost: Decimal, now: int
+) -> None:
+    """``current_usage += cost`` for one user, creating the meter if it is new."""
+    statement = insert_for(dialect, user_meters).values(
+        project_id=project_id,
+        user_id=user_id,
+        threshold_amount=None,
+        current_usage=cost,
+        last_reset_at=now,
+        updated_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["project_id", "user_id"],
+        set_={
+            "current_usage": money_add(dialect, user_meters.c.current_usage, cost),
+            "updated_at": now,
+        },
+    )
+    connection.execute(statement)

@@ -1,0 +1,85 @@
+"""User meters: a running usage per (project, user) and an optional budget threshold."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..models import UserMeter
+from ..pricing import ZERO
+from .base import LedgerBase, from_micros, now_micros
+from .events import add_usage, insert_for
+from .schema import user_meters
+
+
+def _meter(row: Any | None, project_id: str, user_id: str) -> UserMeter:
+    if row is None:  # never charged, never set: zero usage, no budget
+        return UserMeter(project_id=project_id, user_id=user_id, current_usage=ZERO)
+    return UserMeter(
+        project_id=row.project_id,
+        user_id=row.user_id,
+        threshold_amount=row.threshold_amount,
+        current_usage=row.current_usage,
+        last_reset_at=from_micros(row.last_reset_at) if row.last_reset_at is not None else None,
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+class MeterStore(LedgerBase):
+    def get_meter(self, project_id: str, user_id: str) -> UserMeter:
+        with self.reading() as connection:
+            return self._load(connection, project_id, user_id)
+
+    def set_threshold(self, project_id: str, user_id: str, threshold: Decimal) -> UserMeter:
+        now = now_micros()
+        with self.writing() as connection:
+            statement = insert_for(self.dialect, user_meters).values(
+                project_id=project_id,
+                user_id=user_id,
+                threshold_amount=threshold,
+                current_usage=ZERO,
+                last_reset_at=now,
+                updated_at=now,
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["project_id", "user_id"],
+                    set_={"threshold_amount": threshold, "updated_at": now},
+                )
+            )
+            return self._load(connection, project_id, user_id)
+
+    def increment_meter(self, project_id: str, user_id: str, amount: Decimal) -> UserMeter:
+        with self.writing() as connection:
+            add_usage(connection, self.dialect, project_id, user_id, amount, now_micros())
+            return self._load(connection, project_id, user_id)
+
+    def reset_meter(self, project_id: str, user_id: str) -> UserMeter:
+        now = now_micros()
+        with self.writing() as connection:
+            statement = insert_for(self.dialect, user_meters).values(
+                project_id=project_id,
+                user_id=user_id,
+                threshold_amount=None,
+                current_usage=ZERO,
+                last_reset_at=now,
+                updated_at=now,
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["project_id", "user_id"],
+                    set_={"current_usage": ZERO, "last_reset_at": now, "updated_at": now},
+                )
+            )
+            return self._load(connection, project_id, user_id)
+
+    @staticmethod
+    def _load(connection: Connection, project_id: str, user_id: str) -> UserMeter:
+        row = connection.execute(
+            select(user_meters).where(
+                user_meters.c.project_id == project_id, user_meters.c.user_id == user_id
+            )
+        ).first()
+        return _meter(row, project_id, user_id)

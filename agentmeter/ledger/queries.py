@@ -1,0 +1,150 @@
+"""Reading the ledger: events, stats and reports, aggregated in SQL, summed exactly.
+
+Time ranges are half-open: ``start <= timestamp < end``, so consecutive
+periods never count an event twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+
+from .._json import format_time
+from ..models import MeterStats, ReportRow
+from ..pricing import money_text
+from ..wire import GROUP_COLUMNS, EventQuery, ReportQuery, parse_timeframe
+from .base import LedgerBase, from_micros, now_micros, to_micros
+from .dialect import money_sum, period_expr
+from .schema import events
+
+_TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "api_request_pay": ("api_calls", "unit_price"),
+    "token_based_pay": ("tokens_in", "tokens_out", "input_token_price", "output_token_price"),
+    "instant_pay": ("amount", "description"),
+}
+
+
+def event_dict(row: Any) -> dict[str, Any]:
+    """A stored event in its wire form."""
+    item: dict[str, Any] = {
+        "id": row.id,
+        "project_id": row.project_id,
+        "agent_id": row.agent_id,
+        "user_id": row.user_id,
+        "payment_type": row.payment_type,
+        "event_type": row.event_type,
+        "timestamp": format_time(from_micros(row.ts)),
+        "metadata": json.loads(row.metadata),
+        "total_cost": money_text(row.total_cost),
+    }
+    for field in _TYPE_FIELDS[row.payment_type]:
+        value = getattr(row, field)
+        item[field] = money_text(value) if isinstance(value, Decimal) else value
+    if item.get("description") is None and row.payment_type == "instant_pay":
+        item["description"] = ""
+    return item
+
+
+def _int_sum(column: Any) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(column), 0)
+
+
+class Queries(LedgerBase):
+    def list_events(self, query: EventQuery) -> list[dict[str, Any]]:
+        """Events matching every given filter, newest first."""
+        statement = select(events).where(events.c.project_id == query.project_id)
+        for field in ("agent_id", "user_id"):
+            value = getattr(query, field)
+            if value is not None:
+                statement = statement.where(events.c[field] == value)
+        if query.event_type is not None:
+            statement = statement.where(events.c.event_type == query.event_type.value)
+        if query.payment_type is not None:
+            statement = statement.where(events.c.payment_type == query.payment_type.value)
+        statement = _time_range(statement, query.start_date, query.end_date)
+        statement = (
+            statement.order_by(events.c.ts.desc(), events.c.id.desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self.reading() as connection:
+            return [event_dict(row) for row in connection.execute(statement)]
+
+    def stats(self, project_id: str, timeframe: str) -> MeterStats:
+        window = parse_timeframe(timeframe)
+        statement = select(
+            func.count().label("events"),
+            _int_sum(events.c.api_calls).label("api_calls"),
+            _int_sum(events.c.tokens_in).label("tokens_in"),
+            _int_sum(events.c.tokens_out).label("tokens_out"),
+            money_sum(self.dialect, events.c.total_cost).label("cost"),
+        ).where(events.c.project_id == project_id)
+        if window is not None:
+            since = now_micros() - window // timedelta(microseconds=1)
+            statement = statement.where(events.c.ts >= since)
+        with self.reading() as connection:
+            row = connection.execute(statement).one()
+        return MeterStats(
+            total_api_calls=int(row.api_calls),
+            total_tokens_in=int(row.tokens_in),
+            total_tokens_out=int(row.tokens_out),
+            total_cost=row.cost or Decimal(0),
+            total_events=int(row.events),
+            timeframe=timeframe,
+        )
+
+    def report(self, query: ReportQuery) -> list[ReportRow]:
+        """One row per period and group, with exact cost sums."""
+        period = period_expr(self.dialect, query.granularity, events.c.ts).label("period")
+        keys = list(dict.fromkeys(GROUP_COLUMNS[group] for group in query.group_by))
+        group_columns = [events.c[key] for key in keys]
+        statement: Select[Any] = select(
+            period,
+            *group_columns,
+            func.count().label("events"),
+            _int_sum(events.c.api_calls).label("api_calls"),
+            _int_sum(events.c.tokens_in).label("tokens_in"),
+            _int_sum(events.c.tokens_out).label("tokens_out"),
+            money_sum(self.dialect, events.c.total_cost).label("cost"),
+        ).where(events.c.project_id == query.project_id)
+        for field in ("user_id", "agent_id"):
+            value = getattr(query, field)
+            if value is not None:
+                statement = statement.where(events.c[field] == value)
+        statement = _time_range(statement, query.start_date, query.end_date)
+        statement = statement.group_by(period, *group_columns).order_by(period, *group_columns)
+        with self.reading() as connection:
+            result = connection.execute(statement).all()
+        return [_report_row(row, query.granularity, keys) for row in result]
+
+
+def _time_range(statement: Select[Any], start: Any, end: Any) -> Select[Any]:
+    if start is not None:
+        statement = statement.where(events.c.ts >= to_micros(start))
+    if end is not None:
+        statement = statement.where(events.c.ts < to_micros(end))
+    return statement
+
+
+def _period_label(value: Any, granularity: str) -> str:
+    if granularity == "month":
+        return str(value)
+    moment = from_micros(int(value))
+    return format_time(moment) if granularity == "hour" else moment.date().isoformat()
+
+
+def _report_row(row: Any, granularity: str, keys: list[str]) -> ReportRow:
+    groups = {key: getattr(row, key) for key in keys}
+    return ReportRow(
+        period=_period_label(row.period, granularity),
+        events=int(row.events),
+        api_calls=int(row.api_calls),
+        tokens_in=int(row.tokens_in),
+        tokens_out=int(row.tokens_out),
+        cost=row.cost or Decimal(0),
+        **groups,
+    )

@@ -1,0 +1,147 @@
+"""The ledger's tables, and the ordered steps that create and upgrade them.
+
+The schema is versioned by a one-row ``schema_version`` table. On open,
+every step newer than the stored version runs, in order, in one
+transaction (on PostgreSQL under an advisory lock, so servers starting
+together do not race). Steps only ever add: no step drops data.
+
+Times are integer microseconds since the Unix epoch (UTC). Money columns
+are :class:`ExactDecimal`. Events are not tied to a project row by a
+foreign key: the ledger is append-heavy and the server checks access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    text,
+)
+
+from .dialect import ExactDecimal
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),  # sha256 hex; keys are never stored
+    Column("kind", String(16), nullable=False),  # "admin" | "project"
+    Column("project_id", String(64), ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("prefix", String(24), nullable=False),  # enough to tell keys apart in a listing
+    Column("created_at", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("agent_id", String(256), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("payment_type", String(32), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("api_calls", BigInteger, nullable=False, default=0),
+    Column("tokens_in", BigInteger, nullable=False, default=0),
+    Column("tokens_out", BigInteger, nullable=False, default=0),
+    Column("unit_price", ExactDecimal),
+    Column("input_token_price", ExactDecimal),
+    Column("output_token_price", ExactDecimal),
+    Column("amount", ExactDecimal),
+    Column("description", Text),
+    Column("total_cost", ExactDecimal, nullable=False),
+    Column("model", String(200)),  # metadata["model"], kept for reports by model
+    Column("metadata", Text, nullable=False),  # JSON object
+    Index("ix_events_project_ts", "project_id", "ts"),
+    Index("ix_events_project_user_ts", "project_id", "user_id", "ts"),
+    Index("ix_events_project_agent_ts", "project_id", "agent_id", "ts"),
+)
+
+user_meters = Table(
+    "user_meters",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("user_id", String(256), primary_key=True),
+    Column("threshold_amount", ExactDecimal),  # NULL: no budget set
+    Column("current_usage", ExactDecimal, nullable=False),
+    Column("last_reset_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+billing_records = Table(
+    "billing_records",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("period_start", BigInteger, nullable=False),
+    Column("period_end", BigInteger, nullable=False),
+    Column("amount", ExactDecimal, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+_VERSION_1_TABLES = [projects, api_keys, events, user_meters, billing_records]
+
+
+def _create_version_1(connection: Connection) -> None:
+    metadata.create_all(connection, tables=_VERSION_1_TABLES)
+
+
+# Ordered upgrade steps: (version it produces, step). Append only.
+STEPS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _create_version_1),
+]
+
+
+def migrate(connection: Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version it was at."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(74151201)"))
+    schema_version.create(connection, checkfirst=True)
+    stored = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
+    start = stored or 0
+    if start > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the ledger's schema is version {start}, newer than this agentmeter "
+            f"({SCHEMA_VERSION}); upgrade agentmeter"
+        )
+    for version, step in STEPS:
+        if version > start:
+            step(connection)
+    if stored is None:
+        connection.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
+    elif start < SCHEMA_VERSION:
+        connection.execute(schema_version.update().values(version=SCHEMA_VERSION))
+    return start

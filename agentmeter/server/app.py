@@ -1,0 +1,296 @@
+"""The reference AgentMeter server: every endpoint of the wire API over a ledger.
+
+Routes are thin: read the body (exact decimals), check the key, and hand the
+request to :class:`~agentmeter.ledger.api.LedgerAPI` in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from .._version import __version__
+from ..ledger import Ledger
+from ..ledger.api import LedgerAPI, Principal, query_dict
+from ..models import (
+    EVENT_ADAPTER,
+    AnyEvent,
+    BatchResult,
+    BillingRecord,
+    EventType,
+    MeterEventResponse,
+    MeterStats,
+    PaymentType,
+    Project,
+    ReportRow,
+    UserMeter,
+)
+from ..wire import (
+    BillingCreateBody,
+    BillingUpdateBody,
+    Granularity,
+    GroupKey,
+    IncrementMeterBody,
+    MeterKey,
+    ProjectCreateBody,
+    ProjectUpdateBody,
+    SetMeterBody,
+)
+from .http import KeyChecker, install_error_handlers, json_response, read_json
+from .openapi import install_openapi, request_body
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class EventBatch(BaseModel):
+    events: list[AnyEvent]
+
+
+class CreatedProject(Project):
+    api_key: str  # type: ignore[assignment]  # shown once, in clear
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in [
+        (400, "malformed request"),
+        (401, "missing or invalid API key"),
+        (403, "the key may not touch this project"),
+        (404, "unknown path or object"),
+        (413, "body too large"),
+        (422, "invalid field (details name it)"),
+    ]
+}
+_DESCRIPTION = (
+    "Metering and billing for AI agents: events of three payment types, user "
+    "meters, stats, reports, projects and billing records. Money is exact: "
+    "send numbers or decimal strings; answers carry decimal strings."
+)
+Responder = Callable[..., Awaitable[Response]]
+_bearer = HTTPBearer(auto_error=False, description="a project key or the admin key")
+
+
+async def _principal(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> Principal:
+    checker: KeyChecker = request.app.state.key_checker
+    return await checker(request)
+
+
+# Module-level, so FastAPI can resolve it in the routes' (string) annotations.
+Who = Annotated[Principal, Depends(_principal)]
+
+
+def create_app(ledger: Ledger, *, admin_key: str | None = None) -> FastAPI:
+    """A FastAPI app serving ``ledger``. ``admin_key`` is accepted besides stored keys."""
+    app = FastAPI(title="AgentMeter", version=__version__, description=_DESCRIPTION)
+    install_error_handlers(app)
+    install_openapi(app)
+    api = LedgerAPI(ledger)
+    app.state.key_checker = KeyChecker(ledger, admin_key)
+
+    def answer(status: int = 200) -> Responder:
+        async def call(method: Callable[..., Any], *args: Any) -> Response:
+            return json_response(await run_in_threadpool(method, *args), status)
+
+        return call
+
+    ok, created = answer(200), answer(201)
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    async def health() -> Response:
+        return json_response(api.health())
+
+    _event_routes(app, api, ok, created)
+    _meter_routes(app, api, ok)
+    _admin_routes(app, api, ok, created)
+    return app
+
+
+def _event_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responder) -> None:
+    @app.post(
+        "/api/meter/event",
+        status_code=201,
+        tags=["events"],
+        response_model=MeterEventResponse,
+        responses={
+            **_ERRORS,
+            409: {"model": ErrorBody, "description": "id used by another project"},
+        },
+        openapi_extra=request_body("Event", EVENT_ADAPTER),
+    )
+    async def record_event(request: Request, who: Who) -> Response:
+        return await created(api.record_event, who, await read_json(request))
+
+    @app.post(
+        "/api/meter/events/batch",
+        tags=["events"],
+        response_model=BatchResult,
+        responses=_ERRORS,
+        openapi_extra=request_body("EventBatch", EventBatch),
+    )
+    async def record_batch(request: Request, who: Who) -> Response:
+        return await ok(api.record_batch, who, await read_json(request))
+
+    @app.get("/api/meter/events", tags=["events"], response_model=list[AnyEvent], responses=_ERRORS)
+    async def list_events(
+        request: Request,
+        who: Who,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        event_type: EventType | None = None,
+        payment_type: PaymentType | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        return await ok(api.list_events, who, _params(request))
+
+    @app.get("/api/meter/stats", tags=["events"], response_model=MeterStats, responses=_ERRORS)
+    async def stats(
+        request: Request, who: Who, project_id: str | None = None, timeframe: str = "30 days"
+    ) -> Response:
+        return await ok(api.stats, who, _params(request))
+
+    @app.get(
+        "/api/meter/report", tags=["events"], response_model=list[ReportRow], responses=_ERRORS
+    )
+    async def report(
+        request: Request,
+        who: Who,
+        project_id: str | None = None,
+        granularity: Granularity = "day",
+        group_by: Annotated[list[GroupKey] | None, Query()] = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> Response:
+        return await ok(api.report, who, _params(request))
+
+
+def _meter_routes(app: FastAPI, api: LedgerAPI, ok: Responder) -> None:
+    @app.get("/api/meter/usage", tags=["user meters"], response_model=UserMeter, responses=_ERRORS)
+    async def get_meter(
+        request: Request, who: Who, user_id: str, project_id: str | None = None
+    ) -> Response:
+        return await ok(api.get_meter, who, _params(request))
+
+    @app.put(
+        "/api/meter",
+        tags=["user meters"],
+        response_model=UserMeter,
+        responses=_ERRORS,
+        openapi_extra=request_body("SetMeterBody", SetMeterBody),
+    )
+    async def set_meter(request: Request, who: Who) -> Response:
+        return await ok(api.set_meter, who, await read_json(request))
+
+    @app.post(
+        "/api/meter/increment",
+        tags=["user meters"],
+        response_model=UserMeter,
+        responses=_ERRORS,
+        openapi_extra=request_body("IncrementMeterBody", IncrementMeterBody),
+    )
+    async def increment_meter(request: Request, who: Who) -> Response:
+        return await ok(api.increment_meter, who, await read_json(request))
+
+    @app.post(
+        "/api/meter/reset",
+        tags=["user meters"],
+        response_model=UserMeter,
+        responses=_ERRORS,
+        openapi_extra=request_body("MeterKey", MeterKey),
+    )
+    async def reset_meter(request: Request, who: Who) -> Response:
+        return await ok(api.reset_meter, who, await read_json(request))
+
+
+def _admin_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responder) -> None:
+    @app.post(
+        "/projects",
+        status_code=201,
+        tags=["projects"],
+        response_model=CreatedProject,
+        responses={**_ERRORS, 409: {"model": ErrorBody, "description": "id already taken"}},
+        openapi_extra=request_body("ProjectCreateBody", ProjectCreateBody),
+    )
+    async def create_project(request: Request, who: Who) -> Response:
+        return await created(api.create_project, who, await read_json(request))
+
+    @app.get("/projects", tags=["projects"], response_model=list[Project], responses=_ERRORS)
+    async def list_projects(who: Who) -> Response:
+        return await ok(api.list_projects, who)
+
+    @app.get("/projects/{project_id}", tags=["projects"], response_model=Project, responses=_ERRORS)
+    async def get_project(project_id: str, who: Who) -> Response:
+        return await ok(api.get_project, who, project_id)
+
+    @app.patch(
+        "/projects/{project_id}",
+        tags=["projects"],
+        response_model=Project,
+        responses=_ERRORS,
+        openapi_extra=request_body("ProjectUpdateBody", ProjectUpdateBody),
+    )
+    async def update_project(project_id: str, request: Request, who: Who) -> Response:
+        return await ok(api.update_project, who, project_id, await read_json(request))
+
+    @app.delete("/projects/{project_id}", tags=["projects"], responses=_ERRORS)
+    async def delete_project(project_id: str, who: Who) -> Response:
+        return await ok(api.delete_project, who, project_id)
+
+    @app.post(
+        "/billing-records",
+        status_code=201,
+        tags=["billing"],
+        response_model=BillingRecord,
+        responses=_ERRORS,
+        openapi_extra=request_body("BillingCreateBody", BillingCreateBody),
+    )
+    async def create_billing(request: Request, who: Who) -> Response:
+        return await created(api.create_billing_record, who, await read_json(request))
+
+    @app.get(
+        "/billing-records", tags=["billing"], response_model=list[BillingRecord], responses=_ERRORS
+    )
+    async def list_billing(request: Request, who: Who, project_id: str | None = None) -> Response:
+        return await ok(api.list_billing_records, who, _params(request))
+
+    @app.patch(
+        "/billing-records/{record_id}",
+        tags=["billing"],
+        response_model=BillingRecord,
+        responses=_ERRORS,
+        openapi_extra=request_body("BillingUpdateBody", BillingUpdateBody),
+    )
+    async def update_billing(record_id: str, request: Request, who: Who) -> Response:
+        return await ok(api.update_billing_record, who, record_id, await read_json(request))
+
+
+def _params(request: Request) -> dict[str, Any]:
+    return query_dict(request.query_params.multi_items())

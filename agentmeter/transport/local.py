@@ -1,0 +1,151 @@
+"""Embedded mode: the wire API answered in process by a local ledger file.
+
+``AgentMeterClient(base_url="sqlite:///path.db")`` sends each request here
+instead of over HTTP. The request goes through the same parsing, access
+rules and ledger code as on the reference server, and an error comes back
+as the same exception the HTTP client raises for the server's answer.
+
+With neither key nor URL configured the client uses :data:`DEFAULT_LEDGER`
+(``~/.agentmeter/ledger.db``) and logs one warning naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy.exc import OperationalError
+
+from .. import _json
+from .._lifecycle import register_fork_reset
+from ..errors import api_error
+from ..ledger import Ledger
+from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict
+from ..ledger.errors import WireError
+from .http import query_pairs
+
+logger = logging.getLogger("agentmeter")
+DEFAULT_LEDGER = Path.home() / ".agentmeter" / "ledger.db"
+DEFAULT_PROJECT_ID = "default"
+
+Handler = Callable[[LedgerAPI, "re.Match[str]", dict[str, Any], Any], Any]
+_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    (method, re.compile(f"^{pattern}$"), handler)
+    for method, pattern, handler in [
+        ("GET", "/health", lambda api, m, q, b: api.health()),
+        ("POST", "/api/meter/event", lambda api, m, q, b: api.record_event(ADMIN, b)),
+        ("POST", "/api/meter/events/batch", lambda api, m, q, b: api.record_batch(ADMIN, b)),
+        ("GET", "/api/meter/events", lambda api, m, q, b: api.list_events(ADMIN, q)),
+        ("GET", "/api/meter/stats", lambda api, m, q, b: api.stats(ADMIN, q)),
+        ("GET", "/api/meter/report", lambda api, m, q, b: api.report(ADMIN, q)),
+        ("GET", "/api/meter/usage", lambda api, m, q, b: api.get_meter(ADMIN, q)),
+        ("PUT", "/api/meter", lambda api, m, q, b: api.set_meter(ADMIN, b)),
+        ("POST", "/api/meter/increment", lambda api, m, q, b: api.increment_meter(ADMIN, b)),
+        ("POST", "/api/meter/reset", lambda api, m, q, b: api.reset_meter(ADMIN, b)),
+        ("POST", "/projects", lambda api, m, q, b: api.create_project(ADMIN, b)),
+        ("GET", "/projects", lambda api, m, q, b: api.list_projects(ADMIN)),
+        ("GET", "/projects/([^/]+)", lambda api, m, q, b: api.get_project(ADMIN, _arg(m))),
+        ("PATCH", "/projects/([^/]+)", lambda api, m, q, b: api.update_project(ADMIN, _arg(m), b)),
+        ("DELETE", "/projects/([^/]+)", lambda api, m, q, b: api.delete_project(ADMIN, _arg(m))),
+        ("POST", "/billing-records", lambda api, m, q, b: api.create_billing_record(ADMIN, b)),
+        ("GET", "/billing-records", lambda api, m, q, b: api.list_billing_records(ADMIN, q)),
+        (
+            "PATCH",
+            "/billing-records/([^/]+)",
+            lambda api, m, q, b: api.update_billing_record(ADMIN, _arg(m), b),
+        ),
+    ]
+]
+
+_warned_default = threading.Event()
+
+
+def _arg(match: re.Match[str]) -> str:
+    return unquote(match[1])
+
+
+def default_ledger_url() -> str:
+    return f"sqlite:///{DEFAULT_LEDGER}"
+
+
+class LocalTransport:
+    """In-process transport over a :class:`~agentmeter.ledger.Ledger` (admin rights)."""
+
+    default_project_id: str | None = DEFAULT_PROJECT_ID
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.api = LedgerAPI(ledger)
+        register_fork_reset(self)
+
+    def after_fork_in_child(self) -> None:
+        """Database connections belong to the parent; the child opens its own."""
+        self.ledger.engine.dispose(close=False)
+
+    @classmethod
+    def open(cls, url: str | None = None) -> LocalTransport:
+        if url is None:
+            DEFAULT_LEDGER.parent.mkdir(parents=True, exist_ok=True)
+            url = default_ledger_url()
+            if not _warned_default.is_set():
+                _warned_default.set()
+                logger.warning(
+                    "no AGENTMETER_API_KEY or AGENTMETER_BASE_URL set: recording to the "
+                    "embedded ledger file %s (set AGENTMETER_BASE_URL to use a server)",
+                    DEFAULT_LEDGER,
+                )
+        elif url.startswith("sqlite:///") and ":memory:" not in url:
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        return cls(Ledger.open(url))
+
+    @property
+    def describe(self) -> str:
+        return self.ledger.url
+
+    def __repr__(self) -> str:
+        return f"LocalTransport({self.ledger.url!r})"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Any:
+        """Answer one request as the server would, errors included."""
+        encoded = _json.dumps_bytes(body) if body is not None else None
+        try:
+            answer = self._dispatch(method, path, params, encoded)
+        except WireError as exc:
+            raise api_error(
+                exc.status, exc.message, code=exc.code, response_data=exc.body()
+            ) from None
+        except OperationalError as exc:  # locked or unreachable database: worth a retry
+            raise api_error(503, f"ledger unavailable: {exc.orig}", code="unavailable") from None
+        return _json.loads(_json.dumps_bytes(answer))
+
+    def _dispatch(
+        self, method: str, path: str, params: Mapping[str, Any] | None, encoded: bytes | None
+    ) -> Any:
+        if encoded is not None and len(encoded) > MAX_BODY_BYTES:
+            raise WireError(413, "payload_too_large", "the request body is too large")
+        query = query_dict(query_pairs(params) or [])
+        body = _json.loads(encoded) if encoded is not None else None
+        for route_method, pattern, handler in _ROUTES:
+            match = pattern.match(path.split("?")[0])
+            if match and route_method == method:
+                return handler(self.api, match, query, body)
+        raise WireError(404, "not_found", f"no endpoint {method} {path}")
+
+    def close(self) -> None:
+        self.ledger.close()
