@@ -5,6 +5,8 @@ decimal money, delivery that never blocks the app, and a reference server.
 The public names are those of AgentMeter 0.2, so its users' code runs as is.
 """
 
+from ._delivery import TrackerStats
+from ._overflow import QueueFullError
 from ._version import __version__
 from .client import (
     AgentMeterClient,
@@ -48,6 +50,8 @@ from .models import (
     TokenBasedPayEvent,
     UserMeter,
 )
+from .outbox import Outbox
+from .tracker import AgentMeterTracker
 
 __all__ = [
     "APIRequestPayEvent",
@@ -57,6 +61,7 @@ __all__ = [
     "AgentMeterConfigurationError",
     "AgentMeterConnectionError",
     "AgentMeterError",
+    "AgentMeterTracker",
     "AgentMeterValidationError",
     "AuthenticationError",
     "BadRequestError",
@@ -71,15 +76,18 @@ __all__ = [
     "MeterEventResponse",
     "MeterStats",
     "NotFoundError",
+    "Outbox",
     "PayloadTooLargeError",
     "PaymentType",
     "PermissionDeniedError",
     "Project",
+    "QueueFullError",
     "RateLimitError",
     "RejectedEvent",
     "ReportRow",
     "ServerError",
     "TokenBasedPayEvent",
+    "TrackerStats",
     "UnprocessableEntityError",
     "UserMeter",
     "__version__",

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from .config import AgentMeterConfig
 from .errors import AgentMeterValidationError
 from .models import (
     BillingRecord,
@@ -25,6 +26,7 @@ from .models import (
     UserMeter,
     parse_event,
 )
+from .transport import Transport
 from .wire import (
     BillingCreateBody,
     BillingListQuery,
@@ -52,6 +54,10 @@ def _segment(value: str, field: str) -> str:
 class _ClientCore:
     """What the endpoint mixins need from the client."""
 
+    config: AgentMeterConfig
+    _transport: Transport
+    _batch_endpoint_missing: bool
+
     def _request(
         self,
         method: str,
@@ -67,6 +73,9 @@ class _ClientCore:
         raise NotImplementedError
 
     def _user(self, user_id: str | None) -> str:
+        raise NotImplementedError
+
+    def _agent(self, agent_id: str | None) -> str:
         raise NotImplementedError
 
 

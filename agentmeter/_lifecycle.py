@@ -25,8 +25,23 @@ def register_tracker(tracker: Any) -> None:
 
 
 def register_fork_reset(resource: Any) -> None:
-    """``resource.after_fork_in_child()`` runs in every forked child."""
+    """``resource.after_fork_in_child()`` runs in every forked child; the
+    optional ``before_fork()`` / ``after_fork_in_parent()`` around the fork."""
     _fork_resettable.add(resource)
+
+
+def _before_fork() -> None:
+    for resource in list(_fork_resettable):
+        hook = getattr(resource, "before_fork", None)
+        if hook is not None:
+            hook()
+
+
+def _after_fork_in_parent() -> None:
+    for resource in list(_fork_resettable):
+        hook = getattr(resource, "after_fork_in_parent", None)
+        if hook is not None:
+            hook()
 
 
 def _close_all_at_exit() -> None:
@@ -46,4 +61,6 @@ def _reset_in_child() -> None:
 
 atexit.register(_close_all_at_exit)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_reset_in_child
+    )

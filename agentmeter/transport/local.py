@@ -83,6 +83,9 @@ class LocalTransport:
         self.api = LedgerAPI(ledger)
         register_fork_reset(self)
 
+    def before_fork(self) -> None:
+        self.ledger.engine.dispose()  # idle SQLite connections must not cross fork()
+
     def after_fork_in_child(self) -> None:
         """Database connections belong to the parent; the child opens its own."""
         self.ledger.engine.dispose(close=False)
@@ -141,10 +144,16 @@ class LocalTransport:
             raise WireError(413, "payload_too_large", "the request body is too large")
         query = query_dict(query_pairs(params) or [])
         body = _json.loads(encoded) if encoded is not None else None
+        path = path.split("?")[0]
+        path_known = False
         for route_method, pattern, handler in _ROUTES:
-            match = pattern.match(path.split("?")[0])
+            match = pattern.match(path)
             if match and route_method == method:
                 return handler(self.api, match, query, body)
+            path_known = path_known or match is not None
+        # The server's words: 405 for a known path, 404 for an unknown one.
+        if path_known:
+            raise WireError(405, "method_not_allowed", f"{method} is not allowed on {path}")
         raise WireError(404, "not_found", f"no endpoint {method} {path}")
 
     def close(self) -> None:

@@ -1,0 +1,243 @@
+"""The tracker's worker: batches from the queue to the server, failures to the outbox.
+
+Each batch goes to the server under the client's retry policy. When a batch
+cannot be delivered the server is taken to be *down*: new batches go
+straight to the outbox (memory stays flat however long the outage lasts)
+and the worker probes by replaying the outbox's oldest rows, with growing
+pauses. Whenever the outbox holds rows (from an outage, a full queue, a
+previous run, or ``durable=True``) and the server is up, the worker replays
+them between live batches until the outbox is empty.
+
+Events keep their ids through every attempt and replay; the server stores
+each id once. An event the server rejects as invalid is final: counted,
+logged, handed to ``on_error`` and never sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._build import finalize
+from ._queue import EventQueue, WireEvent
+from .errors import AgentMeterAPIError, AgentMeterError
+from .models import BatchResult, ErrorInfo
+
+if TYPE_CHECKING:
+    from .client import AgentMeterClient
+    from .outbox import Outbox
+
+logger = logging.getLogger("agentmeter")
+ErrorCallback = Callable[[WireEvent, ErrorInfo], None]
+_SPLIT_STATUSES = frozenset({400, 413, 422})  # the batch as a whole was refused
+_MAX_REPLAY_PAUSE = 60.0
+
+
+class Interrupted(Exception):
+    """Raised inside a retry sleep when the tracker is shutting down."""
+
+
+@dataclass(frozen=True)
+class TrackerStats:
+    """Counters since the tracker (or, after fork, the child) started."""
+
+    queued: int
+    sent: int
+    duplicates: int
+    retried: int
+    failed: int
+    dropped: int
+    spilled: int
+    replayed: int
+    outbox_pending: int
+    last_error: str | None
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Condition(threading.Lock())
+        self.sent = self.duplicates = self.retried = self.failed = 0
+        self.dropped = self.spilled = self.replayed = 0
+        self.direct = 0  # events settled by callers (spilled or dropped) without the queue
+        self.settled = 0  # events taken from the queue and settled by the worker
+        self.last_error: str | None = None
+
+    def add(self, **amounts: int) -> None:
+        with self.lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
+            self.lock.notify_all()
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.last_error = message
+
+
+class Deliverer:
+    def __init__(
+        self,
+        client: AgentMeterClient,
+        queue: EventQueue,
+        outbox: Outbox | None,
+        counters: Counters,
+        *,
+        flush_interval: float,
+        replay_interval: float,
+        durable: bool,
+        on_error: ErrorCallback | None,
+    ) -> None:
+        self.client = client
+        self.queue = queue
+        self.outbox = outbox
+        self.counters = counters
+        self.flush_interval = flush_interval
+        self.replay_interval = replay_interval
+        self.durable = durable
+        self.on_error = on_error
+        self.stop = threading.Event()
+        self.replay_now = threading.Event()
+        self.inflight: list[WireEvent] = []
+        self.server_down = False
+        self.outbox_dirty = False  # the outbox may hold rows to replay
+        self._replay_pause = replay_interval
+        self._next_replay = 0.0
+
+    # ---------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        self.outbox_dirty = self.outbox is not None  # find out in the first round
+        while not self.stop.is_set():
+            try:
+                self._round()
+            except Interrupted:
+                return
+            except Exception:  # a bug or a broken disk must not end delivery for good
+                logger.exception("agentmeter delivery failed; retrying in a second")
+                self.queue.push_front(self.inflight)  # whatever it was holding is not lost
+                self.inflight = []
+                self.stop.wait(1.0)
+
+    def _round(self) -> None:
+        batch = self.queue.take(self.queue.batch_size, self._wait())
+        if batch:
+            self._handle(batch)
+        if self.outbox_dirty and self._replay_due():
+            self._replay()
+
+    def _wait(self) -> float:
+        if not self.outbox_dirty:
+            return self.flush_interval
+        if not self.server_down:
+            return 0.0  # keep replaying between live batches
+        return max(0.0, min(self.flush_interval, self._next_replay - time.monotonic()))
+
+    def _replay_due(self) -> bool:
+        if self.replay_now.is_set():
+            self.replay_now.clear()
+            return True
+        return not self.server_down or time.monotonic() >= self._next_replay
+
+    def _handle(self, batch: list[WireEvent]) -> None:
+        self.inflight = batch
+        for event in batch:
+            finalize(event)
+        if self.server_down:
+            self._spill(batch)
+        else:
+            leftover = self.deliver(batch)
+            if leftover:
+                self._spill(leftover)
+                self._mark_down()
+            if self.durable and self.outbox is not None:
+                kept = {event["id"] for event in leftover}
+                self.outbox.ack([e["id"] for e in batch if e["id"] not in kept])
+        self.inflight = []
+        self.counters.add(settled=len(batch))
+
+    def _spill(self, events: list[WireEvent]) -> None:
+        if self.outbox is None:
+            return
+        if not self.durable:  # durable events are in the outbox already
+            self.outbox.put(events)
+        self.outbox_dirty = True
+        self.counters.add(spilled=len(events))
+
+    def _mark_down(self) -> None:
+        if not self.server_down:
+            self.server_down = True
+            self._replay_pause = self.replay_interval
+        else:
+            self._replay_pause = min(_MAX_REPLAY_PAUSE, self._replay_pause * 2)
+        self._next_replay = time.monotonic() + self._replay_pause
+
+    def _replay(self) -> None:
+        assert self.outbox is not None
+        rows = self.outbox.claim(self.queue.batch_size)
+        if not rows:
+            self.outbox_dirty = False
+            self.counters.add()  # wake flush() waiters
+            return
+        leftover = self.deliver(rows)
+        kept = {event["id"] for event in leftover}
+        self.outbox.ack([e["id"] for e in rows if e["id"] not in kept])
+        self.outbox.release(list(kept))
+        if leftover:
+            self._mark_down()
+        else:
+            self.server_down = False
+            self.counters.add(replayed=len(rows))
+
+    # ------------------------------------------------------------ delivery
+
+    def sleep(self, seconds: float) -> None:
+        """The retry policy's sleep: counted, and cut short by shutdown."""
+        self.counters.add(retried=1)
+        if self.stop.wait(seconds):
+            raise Interrupted
+
+    def deliver(self, batch: list[WireEvent]) -> list[WireEvent]:
+        """Send a batch; return the events that still need delivering."""
+        try:
+            result = self.client.send_batch(batch, sleep=self.sleep)
+        except AgentMeterAPIError as exc:
+            if exc.status_code in _SPLIT_STATUSES:
+                return self._split(batch, exc)
+            return self._undelivered(batch, exc)
+        except AgentMeterError as exc:
+            return self._undelivered(batch, exc)
+        self._account(batch, result)
+        return []
+
+    def _split(self, batch: list[WireEvent], exc: AgentMeterAPIError) -> list[WireEvent]:
+        if len(batch) == 1:  # this one event is what the server refuses
+            self._reject(batch[0], ErrorInfo(code=exc.code or "rejected", message=exc.message))
+            return []
+        middle = len(batch) // 2
+        return self.deliver(batch[:middle]) + self.deliver(batch[middle:])
+
+    def _undelivered(self, batch: list[WireEvent], exc: AgentMeterError) -> list[WireEvent]:
+        self.counters.error(str(exc))
+        logger.warning(
+            "agentmeter could not deliver %d events (%s); kept for later", len(batch), exc
+        )
+        return batch
+
+    def _account(self, batch: list[WireEvent], result: BatchResult) -> None:
+        for rejected in result.rejected:
+            if 0 <= rejected.index < len(batch):
+                self._reject(batch[rejected.index], rejected.error)
+        self.counters.add(sent=result.accepted, duplicates=result.duplicates)
+
+    def _reject(self, event: WireEvent, error: ErrorInfo) -> None:
+        self.counters.add(failed=1)
+        self.counters.error(error.message)
+        logger.error("agentmeter event %s was rejected: %s", event.get("id"), error.message)
+        if self.on_error is not None:
+            try:
+                self.on_error(event, error)
+            except Exception:
+                logger.exception("agentmeter on_error callback failed")

@@ -1,0 +1,341 @@
+"""AgentMeterTracker: metering that never blocks the app, loses an event, or bills twice.
+
+``track_*`` validates its input, builds the event (with its id) and puts it
+on a bounded in-memory queue: microseconds, no I/O. One background thread
+per tracker, started on first use, sends batches (by size, or every
+``flush_interval`` seconds) and moves whatever it cannot deliver to the
+outbox file, from which it is replayed (see :mod:`agentmeter._delivery`).
+
+>>> tracker = AgentMeterTracker(client, "proj_1", "agent_1")   # doctest: +SKIP
+>>> tracker.track_token_based_pay(tokens_in=500, tokens_out=250, user_id="u1")  # doctest: +SKIP
+'0193f6a2-...'
+>>> tracker.flush(timeout=5)                                   # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._build import WireEvent, api_request_event, finalize, instant_event, token_event
+from ._delivery import Counters, Deliverer, ErrorCallback, TrackerStats
+from ._lifecycle import register_tracker
+from ._overflow import AsyncTrackingMixin, OverflowMixin
+from ._queue import EventQueue
+from .errors import AgentMeterConfigurationError
+from .models import MeterEvent
+from .outbox import Outbox, outbox_for
+from .pricing import to_money
+
+if TYPE_CHECKING:
+    from .client import AgentMeterClient
+
+logger = logging.getLogger("agentmeter")
+OnFull = Literal["spill", "block", "drop_oldest", "raise"]
+_DEFAULT: Any = object()
+
+
+class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
+    """Batches events in the background. Thread-safe; one per process is plenty.
+
+    ``outbox`` is a path, an :class:`Outbox`, or None for none (then a full
+    queue makes callers wait, up to ``block_timeout``). By default each
+    server (and key) gets its own file under ``~/.agentmeter/``.
+    """
+
+    def __init__(
+        self,
+        client: AgentMeterClient,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        auto_flush: bool = True,
+        flush_interval: float = 1.0,
+        batch_size: int = 500,
+        max_queue_size: int = 10_000,
+        default_api_price: Any = None,
+        default_input_token_price: Any = None,
+        default_output_token_price: Any = None,
+        *,
+        outbox: str | Path | Outbox | None = _DEFAULT,
+        durable: bool = False,
+        on_full: OnFull = "spill",
+        on_error: ErrorCallback | None = None,
+        block_timeout: float = 30.0,
+        flush_timeout: float = 30.0,
+        shutdown_timeout: float = 5.0,
+        replay_interval: float = 2.0,
+    ) -> None:
+        _check_settings(flush_interval, batch_size, max_queue_size, on_full)
+        config = client.config
+        self.client = client
+        self.project_id = client._project(project_id)
+        self.agent_id = agent_id or config.agent_id or "default"
+        self.user_id = user_id or config.user_id or "anonymous"
+        self.default_api_price = _price(
+            default_api_price, config.api_request_unit_price, "default_api_price"
+        )
+        self.default_input_token_price = _price(
+            default_input_token_price, config.input_token_price, "default_input_token_price"
+        )
+        self.default_output_token_price = _price(
+            default_output_token_price, config.output_token_price, "default_output_token_price"
+        )
+        # Without auto_flush, batches go out when full or on flush() (the hour
+        # is only there to keep every wait bounded).
+        self.flush_interval = flush_interval if auto_flush else 3600.0
+        self.batch_size = batch_size
+        self.max_queue_size = max_queue_size
+        self.outbox = outbox_for(client) if outbox is _DEFAULT else _as_outbox(outbox)
+        if durable and self.outbox is None:
+            raise AgentMeterConfigurationError("durable=True needs an outbox")
+        self.durable = durable
+        self.on_full = on_full
+        self.on_error = on_error
+        self.block_timeout = block_timeout
+        self.flush_timeout = flush_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.replay_interval = replay_interval
+        self._closed = False
+        self._reset_runtime()
+        register_tracker(self)
+
+    def _reset_runtime(self) -> None:
+        """Fresh queue, counters and (lazily) worker: at start, and in a forked child."""
+        self._start_lock = threading.Lock()
+        self._queue = EventQueue(self.max_queue_size, self.batch_size)
+        self._counters = Counters()
+        self._deliverer: Deliverer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"AgentMeterTracker(project_id={self.project_id!r}, agent_id={self.agent_id!r}, "
+            f"outbox={self.outbox!r}, durable={self.durable})"
+        )
+
+    # ------------------------------------------------------------ hot path
+
+    def track_api_request_pay(
+        self,
+        api_calls: int = 1,
+        unit_price: Any = None,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        event_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> str:
+        """Charge ``api_calls x unit_price``; returns the event id at once."""
+        return self._submit(
+            api_request_event(
+                project_id or self.project_id,
+                agent_id or self.agent_id,
+                user_id or self.user_id,
+                api_calls,
+                self.default_api_price if unit_price is None else unit_price,
+                metadata,
+                event_id,
+                timestamp,
+            )
+        )
+
+    def track_token_based_pay(
+        self,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        input_token_price: Any = None,
+        output_token_price: Any = None,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        event_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> str:
+        """Charge for tokens; returns the event id at once."""
+        return self._submit(
+            token_event(
+                project_id or self.project_id,
+                agent_id or self.agent_id,
+                user_id or self.user_id,
+                tokens_in,
+                tokens_out,
+                self.default_input_token_price if input_token_price is None else input_token_price,
+                self.default_output_token_price
+                if output_token_price is None
+                else output_token_price,
+                metadata,
+                event_id,
+                timestamp,
+            )
+        )
+
+    def track_instant_pay(
+        self,
+        amount: Any,
+        description: str = "",
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        event_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> str:
+        """Charge ``amount``; returns the event id at once."""
+        return self._submit(
+            instant_event(
+                project_id or self.project_id,
+                agent_id or self.agent_id,
+                user_id or self.user_id,
+                amount,
+                description,
+                metadata,
+                event_id,
+                timestamp,
+            )
+        )
+
+    def track_event(self, event: MeterEvent) -> str:
+        """Queue an event built as a model (validated already)."""
+        return self._submit(event.to_dict())
+
+    def _submit(self, event: WireEvent) -> str:
+        if self._closed:
+            return self._after_close(event)
+        if self._thread is None:
+            self._start()
+        if self.durable:
+            assert self.outbox is not None
+            self.outbox.put_durable(finalize(event))
+        if not self._queue.put_nowait(event):
+            self._overflow(event)
+        return str(event["id"])
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            self._deliverer = Deliverer(
+                self.client,
+                self._queue,
+                self.outbox,
+                self._counters,
+                flush_interval=self.flush_interval,
+                replay_interval=self.replay_interval,
+                durable=self.durable,
+                on_error=self.on_error,
+            )
+            thread = threading.Thread(
+                target=self._deliverer.run, name="agentmeter-delivery", daemon=True
+            )
+            thread.start()
+            self._thread = thread
+
+    def start(self) -> None:
+        """Start the worker now (it starts by itself on the first event); replays the outbox."""
+        if not self._closed:
+            self._start()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything tracked so far; wait at most ``timeout`` seconds.
+
+        True when every event tracked before the call reached the server and
+        the outbox is empty; False on timeout (nothing is lost: what is left
+        stays queued or in the outbox).
+        """
+        deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
+        if self._thread is None:
+            self._start()
+        counters, deliverer = self._counters, self._deliverer
+        assert deliverer is not None
+        target = self._queue.accepted + counters.direct
+        deliverer.replay_now.set()
+        self._queue.wake()
+        with counters.lock:
+            while counters.settled + counters.direct < target or deliverer.outbox_dirty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():  # type: ignore[union-attr]
+                    return False
+                counters.lock.wait(min(remaining, 0.05))
+                if deliverer.outbox_dirty:
+                    deliverer.replay_now.set()
+                    self._queue.wake()
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush for at most ``timeout`` seconds, stop, and put what is left in the outbox."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
+        if self._thread is not None:
+            self.flush(max(0.0, deadline - time.monotonic()))
+            assert self._deliverer is not None
+            self._deliverer.stop.set()
+            self._queue.wake()
+            self._thread.join(max(0.05, deadline - time.monotonic()))
+        self._keep_leftovers()
+
+    stop = close
+
+    def after_fork_in_child(self) -> None:
+        """The child starts empty: the parent's queued events are the parent's to send."""
+        self._reset_runtime()
+
+    def __enter__(self) -> AgentMeterTracker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def stats(self) -> TrackerStats:
+        counters = self._counters
+        return TrackerStats(
+            queued=len(self._queue),
+            sent=counters.sent,
+            duplicates=counters.duplicates,
+            retried=counters.retried,
+            failed=counters.failed,
+            dropped=counters.dropped,
+            spilled=counters.spilled,
+            replayed=counters.replayed,
+            outbox_pending=self.outbox.pending() if self.outbox is not None else 0,
+            last_error=counters.last_error,
+        )
+
+
+def _price(value: Any, default: Any, field: str) -> Any:
+    return to_money(default if value is None else value, field)
+
+
+def _as_outbox(outbox: str | Path | Outbox | None) -> Outbox | None:
+    if outbox is None or isinstance(outbox, Outbox):
+        return outbox
+    return Outbox(outbox)
+
+
+def _check_settings(
+    flush_interval: float, batch_size: int, max_queue_size: int, on_full: str
+) -> None:
+    if flush_interval <= 0:
+        raise AgentMeterConfigurationError("flush_interval must be positive")
+    if not 1 <= batch_size <= 1000:
+        raise AgentMeterConfigurationError("batch_size must be between 1 and 1000")
+    if max_queue_size < batch_size:
+        raise AgentMeterConfigurationError("max_queue_size must be at least batch_size")
+    if on_full not in ("spill", "block", "drop_oldest", "raise"):
+        raise AgentMeterConfigurationError(
+            "on_full must be 'spill', 'block', 'drop_oldest' or 'raise'"
+        )
