@@ -16,6 +16,20 @@ from .client import (
     quick_token_based_pay,
 )
 from .config import AgentMeterConfig
+from .context import (
+    UsageContext,
+    track_api_request_pay,
+    track_instant_pay,
+    track_token_based_pay,
+    track_usage,
+)
+from .decorators import (
+    meter_agent,
+    meter_api_request_pay,
+    meter_function,
+    meter_instant_pay,
+    meter_token_based_pay,
+)
 from .errors import (
     AgentMeterAPIError,
     AgentMeterConfigurationError,
@@ -89,10 +103,20 @@ __all__ = [
     "TokenBasedPayEvent",
     "TrackerStats",
     "UnprocessableEntityError",
+    "UsageContext",
     "UserMeter",
     "__version__",
     "create_client",
+    "meter_agent",
+    "meter_api_request_pay",
+    "meter_function",
+    "meter_instant_pay",
+    "meter_token_based_pay",
     "quick_api_request_pay",
     "quick_instant_pay",
     "quick_token_based_pay",
+    "track_api_request_pay",
+    "track_instant_pay",
+    "track_token_based_pay",
+    "track_usage",
 ]

@@ -78,6 +78,12 @@ class _ClientCore:
     def _agent(self, agent_id: str | None) -> str:
         raise NotImplementedError
 
+    def _settle_before_meter_change(self) -> None:
+        """Deliver what was tracked so far (before a reset)."""
+
+    def _meter_changed(self, project_id: str, user_id: str) -> None:
+        """A user's meter was set or reset: cached readings are stale."""
+
 
 class QueryEndpointsMixin(_ClientCore):
     def get_events(
@@ -165,7 +171,9 @@ class QueryEndpointsMixin(_ClientCore):
             user_id=self._user(user_id),
             threshold_amount=threshold_amount,
         )
-        return UserMeter.from_dict(self._request("PUT", "/api/meter", body=body.to_params()))
+        answer = self._request("PUT", "/api/meter", body=body.to_params())
+        self._meter_changed(body.project_id, body.user_id)
+        return UserMeter.from_dict(answer)
 
     def increment_user_meter(
         self, amount: MoneyInput, user_id: str | None = None, project_id: str | None = None
@@ -182,11 +190,17 @@ class QueryEndpointsMixin(_ClientCore):
     def reset_user_meter(
         self, user_id: str | None = None, project_id: str | None = None
     ) -> UserMeter:
-        """Set the user's usage back to 0 (``last_reset_at`` becomes now)."""
+        """Set the user's usage back to 0 (``last_reset_at`` becomes now).
+
+        Events tracked before the reset are delivered first (the default
+        tracker is flushed, bounded), so they count before it, not after.
+        """
         key = MeterKey(project_id=self._project(project_id), user_id=self._user(user_id))
+        self._settle_before_meter_change()
         # Not retried where it may have been applied: a late retry would wipe
         # usage charged after the first reset.
         answer = self._request("POST", "/api/meter/reset", body=key.to_params(), idempotent=False)
+        self._meter_changed(key.project_id, key.user_id)
         return UserMeter.from_dict(answer)
 
 

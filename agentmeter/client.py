@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._endpoints import AdminEndpointsMixin, QueryEndpointsMixin
 from ._recording import EventEndpointsMixin
+from .budget import BudgetGuard
 from .config import AgentMeterConfig
 from .errors import AgentMeterConfigurationError
-from .models import (
-    MeterEventResponse,
-)
+from .models import BatchResult, MeterEventResponse
+from .pricing import to_money
 from .transport import Transport
 from .transport.factory import make_transport
 
@@ -61,6 +61,7 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
         self._batch_endpoint_missing = False
         self._lock = threading.Lock()
         self._tracker: AgentMeterTracker | None = None
+        self._budget: BudgetGuard | None = None
 
     # ---------------------------------------------------------- plumbing
 
@@ -107,6 +108,48 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
 
                     self._tracker = AgentMeterTracker(self, batch_size=self.config.batch_size)
         return self._tracker
+
+    @property
+    def budget(self) -> BudgetGuard:
+        """The budget guard behind ``enforce_budget=True`` and :meth:`check_budget`."""
+        if self._budget is None:
+            with self._lock:
+                if self._budget is None:
+                    self._budget = BudgetGuard(self, ttl=self.config.budget_cache_ttl)
+        return self._budget
+
+    def check_budget(
+        self, user_id: str | None = None, cost: Any = 0, project_id: str | None = None
+    ) -> None:
+        """Raise :class:`BudgetExceededError` if ``cost`` does not fit the user's budget.
+
+        Reads the meter at most once per ``budget_cache_ttl`` seconds; costs
+        tracked here since are counted too. Reserves nothing.
+        """
+        guard = self.budget
+        reservation = guard.reserve(
+            self._project(project_id), self._user(user_id), to_money(cost, "cost"), strict=True
+        )
+        guard.release(reservation)
+
+    def send_batch(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> BatchResult:
+        result = super().send_batch(events, sleep=sleep)
+        if self._budget is not None:  # these costs are in the server's meters now
+            self._budget.delivered([str(event["id"]) for event in events])
+        return result
+
+    def _settle_before_meter_change(self) -> None:
+        if self._tracker is not None and not self._tracker.flush():
+            logger.warning("agentmeter: not every tracked event was delivered before a meter reset")
+
+    def _meter_changed(self, project_id: str, user_id: str) -> None:
+        if self._budget is not None:
+            self._budget.forget(project_id, user_id)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver what the default tracker holds; True when all of it arrived.

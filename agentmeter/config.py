@@ -50,7 +50,8 @@ class AgentMeterConfig(AgentMeterModel):
     retry_attempts: int = Field(default=3, ge=0, le=20)
     retry_deadline: float = Field(default=30.0, gt=0, le=3600)
     max_retry_wait: float = Field(default=30.0, ge=0, le=3600)
-    batch_size: int = Field(default=100, ge=1, le=1000)
+    batch_size: int = Field(default=500, ge=1, le=1000)
+    budget_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
     # The 0.2 default prices, used where a capture surface is given none.
     api_request_unit_price: Money = Decimal("0.001")
     input_token_price: Money = Decimal("0.000004")

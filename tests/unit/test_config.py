@@ -114,7 +114,7 @@ def test_defaults():
     assert config.base_url is None
     assert (config.timeout, config.connect_timeout) == (10.0, 5.0)
     assert (config.retry_attempts, config.retry_deadline, config.max_retry_wait) == (3, 30.0, 30.0)
-    assert config.batch_size == 100
+    assert config.batch_size == 500
     assert config.api_request_unit_price == Decimal("0.001")
     assert config.input_token_price == Decimal("0.000004")
     assert config.output_token_price == Decimal("0.000001")

@@ -1,0 +1,197 @@
+"""What the decorators and with-blocks share: where events go, what they charge,
+budget checks, and fail-open error handling.
+
+A capture surface never speaks HTTP: it hands events to a tracker (the
+client's default one, ``client.tracker``, when given a client), so the
+wrapped code never waits for the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .budget import BudgetGuard, Reservation
+from .errors import AgentMeterValidationError, BudgetExceededError
+from .models import PaymentType
+from .pricing import ZERO, api_request_cost, to_count, to_money, token_cost
+
+if TYPE_CHECKING:
+    from .client import AgentMeterClient
+    from .tracker import AgentMeterTracker
+
+logger = logging.getLogger("agentmeter")
+
+
+class _ErrorCount:
+    """How many metering faults were swallowed (fail-open) in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+metering_errors = _ErrorCount()
+
+
+def report_fault(exc: BaseException, where: str, strict: bool) -> None:
+    """A metering fault: raise it if ``strict``, else log and count it."""
+    if strict or isinstance(exc, BudgetExceededError):
+        raise exc
+    metering_errors.add()
+    logger.warning("agentmeter: metering %s failed, the call was not billed: %r", where, exc)
+
+
+def tracker_of(sink: Any) -> AgentMeterTracker:
+    """The tracker behind a client (its default tracker) or a tracker itself."""
+    from .client import AgentMeterClient
+    from .tracker import AgentMeterTracker
+
+    if isinstance(sink, AgentMeterTracker):
+        return sink
+    if isinstance(sink, AgentMeterClient):
+        return sink.tracker
+    raise TypeError(f"expected an AgentMeterClient or AgentMeterTracker, got {type(sink).__name__}")
+
+
+def check_sink(sink: Any) -> None:
+    from .client import AgentMeterClient
+    from .tracker import AgentMeterTracker
+
+    if not isinstance(sink, (AgentMeterClient, AgentMeterTracker)):
+        raise TypeError(
+            f"the first argument must be an AgentMeterClient or AgentMeterTracker, "
+            f"got {type(sink).__name__}"
+        )
+
+
+def client_of(sink: AgentMeterClient | AgentMeterTracker) -> AgentMeterClient:
+    from .client import AgentMeterClient
+
+    return sink if isinstance(sink, AgentMeterClient) else sink.client
+
+
+def _optional_money(value: Any, field: str) -> Decimal | None:
+    return None if value is None else to_money(value, field)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a capture surface bills, fixed when it is declared (and validated then)."""
+
+    payment_type: PaymentType
+    api_calls: int = 1
+    unit_price: Decimal | None = None
+    input_token_price: Decimal | None = None
+    output_token_price: Decimal | None = None
+    amount: Decimal | None = None
+    description: str = ""
+    project_id: str | None = None
+    agent_id: str | None = None
+
+    @classmethod
+    def declare(cls, payment_type: PaymentType | str, **settings: Any) -> Charge:
+        try:
+            kind = PaymentType(payment_type)
+        except ValueError:
+            raise AgentMeterValidationError.for_field(
+                "payment_type", f"must be one of {[p.value for p in PaymentType]}"
+            ) from None
+        return cls(
+            payment_type=kind,
+            api_calls=to_count(settings.get("api_calls", 1), "api_calls"),
+            unit_price=_optional_money(settings.get("unit_price"), "unit_price"),
+            input_token_price=_optional_money(
+                settings.get("input_token_price"), "input_token_price"
+            ),
+            output_token_price=_optional_money(
+                settings.get("output_token_price"), "output_token_price"
+            ),
+            amount=_optional_money(settings.get("amount"), "amount"),
+            description=settings.get("description") or "",
+            project_id=settings.get("project_id"),
+            agent_id=settings.get("agent_id"),
+        )
+
+    def cost(
+        self, tracker: AgentMeterTracker, api_calls: Any, tokens: tuple[int, int], amount: Any
+    ) -> Decimal:
+        """What :meth:`submit` with these values charges (0 for tokens not yet known)."""
+        if self.payment_type is PaymentType.API_REQUEST_PAY:
+            price = self.unit_price if self.unit_price is not None else tracker.default_api_price
+            return api_request_cost(to_count(api_calls, "api_calls"), price)
+        if self.payment_type is PaymentType.TOKEN_BASED_PAY:
+            price_in = self.input_token_price
+            price_out = self.output_token_price
+            if price_in is None:
+                price_in = tracker.default_input_token_price
+            if price_out is None:
+                price_out = tracker.default_output_token_price
+            return token_cost(tokens[0], tokens[1], price_in, price_out)
+        return ZERO if amount is None else to_money(amount, "amount")
+
+    def submit(
+        self,
+        tracker: AgentMeterTracker,
+        user_id: str | None,
+        metadata: dict[str, Any],
+        *,
+        api_calls: Any = None,
+        tokens: tuple[Any, Any] = (0, 0),
+        amount: Any = None,
+        description: str | None = None,
+    ) -> str | None:
+        """Track the event; None when there is nothing to bill (an instant charge of 0)."""
+        if self.payment_type is PaymentType.API_REQUEST_PAY:
+            return tracker.track_api_request_pay(
+                self.api_calls if api_calls is None else api_calls,
+                self.unit_price,
+                user_id,
+                metadata,
+                project_id=self.project_id,
+                agent_id=self.agent_id,
+            )
+        if self.payment_type is PaymentType.TOKEN_BASED_PAY:
+            return tracker.track_token_based_pay(
+                tokens[0],
+                tokens[1],
+                self.input_token_price,
+                self.output_token_price,
+                user_id,
+                metadata,
+                project_id=self.project_id,
+                agent_id=self.agent_id,
+            )
+        charge = self.amount if amount is None else amount
+        if charge is None or to_money(charge, "amount") == 0:
+            return None
+        text = self.description if description is None else description
+        return tracker.track_instant_pay(
+            charge, text, user_id, metadata, project_id=self.project_id, agent_id=self.agent_id
+        )
+
+
+def reserve_budget(
+    sink: AgentMeterClient | AgentMeterTracker,
+    charge: Charge,
+    user_id: str | None,
+    estimate: Decimal,
+    strict: bool,
+) -> tuple[BudgetGuard, Reservation]:
+    """Check the user's budget before work runs (raises BudgetExceededError)."""
+    tracker = tracker_of(sink)
+    guard = client_of(sink).budget
+    reservation = guard.reserve(
+        charge.project_id or tracker.project_id,
+        user_id or tracker.user_id,
+        estimate,
+        strict=strict,
+    )
+    return guard, reservation

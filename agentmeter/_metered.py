@@ -1,0 +1,314 @@
+"""Wrapping a callable so each call is billed once: plain, async, generator, async generator.
+
+What is bound once, when decorating: the charge (validated), the position
+of the ``user_id`` argument in the signature, the function's name. What
+happens per call: an optional budget check before, the call itself, and
+one tracked event after (on success; on failure only with
+``bill_on_error``). A generator is billed once, when its iteration ends.
+Exceptions of the wrapped code pass through untouched; metering faults are
+logged and counted, never raised (unless ``strict``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ._capture import Charge, report_fault, reserve_budget, tracker_of
+from ._usage import extract_stream_usage, extract_usage
+from .budget import BudgetGuard, Reservation
+from .models import PaymentType
+from .pricing import ZERO, to_count
+
+logger = logging.getLogger("agentmeter")
+METERED_MARK = "__agentmeter_metered__"
+
+
+@dataclass
+class _Call:
+    user_id: str | None
+    started: float
+    charge_it: bool = True
+    budget: tuple[BudgetGuard, Reservation] | None = None
+
+
+class Meter:
+    """Everything about one decorated callable that does not change per call."""
+
+    def __init__(
+        self,
+        sink: Any,
+        charge: Charge,
+        func: Callable[..., Any],
+        *,
+        user_id_param: str,
+        tokens_extractor: Callable[..., Any] | None,
+        condition: Callable[..., Any] | None,
+        enforce_budget: bool,
+        bill_on_error: bool,
+        strict: bool,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        self.sink = sink
+        self.charge = charge
+        self.name = getattr(func, "__qualname__", repr(func))
+        self.user_id_param = user_id_param
+        self.user_position = _position(func, user_id_param)
+        self.tokens_extractor = tokens_extractor
+        self.condition = condition
+        self.enforce_budget = enforce_budget
+        self.bill_on_error = bill_on_error
+        self.strict = strict
+        self.metadata = dict(metadata or {})
+        self._unknown_shape_logged = False
+
+    def user_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        user = kwargs.get(self.user_id_param)
+        if user is None and self.user_position is not None and len(args) > self.user_position:
+            user = args[self.user_position]
+        return None if user is None else str(user)
+
+    # -------------------------------------------------------------- before
+
+    def before(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        call = _Call(self.user_of(args, kwargs), time.perf_counter())
+        if self.condition is not None:
+            try:
+                call.charge_it = bool(self.condition(*args, **kwargs))
+            except Exception as exc:
+                call.charge_it = False
+                report_fault(exc, f"condition of {self.name}", self.strict)
+        if self.enforce_budget and call.charge_it:
+            try:
+                call.budget = reserve_budget(
+                    self.sink, self.charge, call.user_id, self._estimate(), self.strict
+                )
+            except Exception as exc:
+                report_fault(exc, f"budget check of {self.name}", self.strict)
+        return call
+
+    def _estimate(self) -> Decimal:
+        if self.charge.payment_type is PaymentType.TOKEN_BASED_PAY:
+            return ZERO  # unknown until the call returns
+        tracker = tracker_of(self.sink)
+        return self.charge.cost(tracker, self.charge.api_calls, (0, 0), self.charge.amount)
+
+    # --------------------------------------------------------------- after
+
+    def succeeded(
+        self, call: _Call, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, stream: bool
+    ) -> None:
+        self._bill(call, args, kwargs, result, stream, {})
+
+    def failed(
+        self,
+        call: _Call,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        exc: BaseException,
+        partial: Any = None,
+        stream: bool = False,
+    ) -> None:
+        if self.bill_on_error and isinstance(exc, Exception):
+            self._bill(
+                call,
+                args,
+                kwargs,
+                partial,
+                stream,
+                {"status": "error", "error": type(exc).__name__},
+            )
+        elif call.budget is not None:
+            guard, reservation = call.budget
+            guard.release(reservation)
+
+    def _bill(
+        self,
+        call: _Call,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        stream: bool,
+        extra: dict[str, Any],
+    ) -> None:
+        event_id, cost = None, ZERO
+        try:
+            if call.charge_it:
+                tracker = tracker_of(self.sink)
+                tokens = self._tokens(args, kwargs, result, stream)
+                metadata = {
+                    **self.metadata,
+                    "function": self.name,
+                    "duration_ms": int((time.perf_counter() - call.started) * 1000),
+                    **extra,
+                }
+                event_id = self.charge.submit(tracker, call.user_id, metadata, tokens=tokens)
+                if call.budget is not None and event_id is not None:
+                    cost = self.charge.cost(
+                        tracker, self.charge.api_calls, tokens, self.charge.amount
+                    )
+        except Exception as exc:
+            report_fault(exc, f"billing of {self.name}", self.strict)
+        finally:
+            if call.budget is not None:
+                guard, reservation = call.budget
+                guard.commit(reservation, event_id, cost)
+
+    def _tokens(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, stream: bool
+    ) -> tuple[int, int]:
+        if self.charge.payment_type is not PaymentType.TOKEN_BASED_PAY:
+            return (0, 0)
+        if self.tokens_extractor is not None:
+            counts = self.tokens_extractor(*args, result=result, **kwargs)
+            return to_count(counts[0], "tokens_in"), to_count(counts[1], "tokens_out")
+        found = extract_stream_usage(result) if stream else extract_usage(result)
+        if found is None:
+            if not self._unknown_shape_logged:
+                self._unknown_shape_logged = True
+                logger.debug(
+                    "agentmeter: no token usage found in %s's result; billing 0 tokens", self.name
+                )
+            return (0, 0)
+        return found
+
+
+def _position(func: Callable[..., Any], name: str) -> int | None:
+    """Where ``name`` sits among the positional arguments (bound once)."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for index, parameter in enumerate(parameters):
+        if parameter.name == name:
+            positional = (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+            return index if parameter.kind in positional else None
+    return None
+
+
+# ------------------------------------------------------------------ wrappers
+
+
+def wrap(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
+    """The right wrapper for the kind of callable ``func`` is."""
+    if inspect.isasyncgenfunction(func):
+        wrapper = _wrap_async_generator(meter, func)
+    elif inspect.iscoroutinefunction(func):
+        wrapper = _wrap_async(meter, func)
+    elif inspect.isgeneratorfunction(func):
+        wrapper = _wrap_generator(meter, func)
+    else:
+        wrapper = _wrap_sync(meter, func)
+    setattr(wrapper, METERED_MARK, True)
+    return wrapper
+
+
+def _wrap_sync(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def metered(*args: Any, **kwargs: Any) -> Any:
+        call = meter.before(args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            meter.failed(call, args, kwargs, exc)
+            raise
+        meter.succeeded(call, args, kwargs, result, stream=False)
+        return result
+
+    return metered
+
+
+def _wrap_async(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def metered(*args: Any, **kwargs: Any) -> Any:
+        call = await _before_async(meter, args, kwargs)
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            meter.failed(call, args, kwargs, exc)
+            raise
+        meter.succeeded(call, args, kwargs, result, stream=False)
+        return result
+
+    return metered
+
+
+async def _before_async(meter: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+    if meter.enforce_budget:  # may read the meter over the network: not on the loop
+        return await asyncio.to_thread(meter.before, args, kwargs)
+    return meter.before(args, kwargs)
+
+
+def _wrap_generator(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
+    keep = meter.charge.payment_type is PaymentType.TOKEN_BASED_PAY
+
+    @functools.wraps(func)
+    def metered(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        call = meter.before(args, kwargs)
+        chunks: list[Any] = []
+        try:
+            returned = yield from _recorded(func(*args, **kwargs), chunks if keep else None)
+        except GeneratorExit:  # the consumer stopped early: bill what it used
+            meter.succeeded(call, args, kwargs, chunks, stream=True)
+            raise
+        except BaseException as exc:
+            meter.failed(call, args, kwargs, exc, chunks, stream=True)
+            raise
+        meter.succeeded(call, args, kwargs, chunks, stream=True)
+        return returned
+
+    return metered
+
+
+def _recorded(
+    generator: Generator[Any, Any, Any], chunks: list[Any] | None
+) -> Generator[Any, Any, Any]:
+    """Yield from ``generator`` (send/throw included), keeping each item if asked."""
+    try:
+        item = next(generator)
+        while True:
+            if chunks is not None:
+                chunks.append(item)
+            try:
+                sent = yield item
+            except GeneratorExit:
+                generator.close()
+                raise
+            except BaseException as exc:
+                item = generator.throw(exc)
+            else:
+                item = generator.send(sent)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _wrap_async_generator(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
+    keep = meter.charge.payment_type is PaymentType.TOKEN_BASED_PAY
+
+    @functools.wraps(func)
+    async def metered(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        call = await _before_async(meter, args, kwargs)
+        chunks: list[Any] = []
+        generator = func(*args, **kwargs)
+        try:
+            async for item in generator:
+                if keep:
+                    chunks.append(item)
+                yield item
+        except GeneratorExit:
+            await generator.aclose()
+            meter.succeeded(call, args, kwargs, chunks, stream=True)
+            raise
+        except BaseException as exc:
+            meter.failed(call, args, kwargs, exc, chunks, stream=True)
+            raise
+        meter.succeeded(call, args, kwargs, chunks, stream=True)
+
+    return metered
