@@ -5,6 +5,9 @@ decimal money, delivery that never blocks the app, and a reference server.
 The public names are those of AgentMeter 0.2, so its users' code runs as is.
 """
 
+import importlib
+from typing import Any
+
 from ._delivery import TrackerStats
 from ._overflow import QueueFullError
 from ._version import __version__
@@ -67,6 +70,27 @@ from .models import (
 from .outbox import Outbox
 from .tracker import AgentMeterTracker
 
+_LAZY = {
+    "LangChainAgentMeterCallback": "agentmeter.integrations.langchain",
+    "meter_langchain": "agentmeter.integrations.langchain",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """LangChain names load on first use (they need the ``langchain`` extra)."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'agentmeter' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(
+            f"{name} needs langchain-core ({exc.name} is missing): "
+            "pip install 'agentmeter[langchain]'"
+        ) from exc
+    return getattr(module, name)
+
+
 __all__ = [
     "APIRequestPayEvent",
     "AgentMeterAPIError",
@@ -86,6 +110,7 @@ __all__ = [
     "ConflictError",
     "EventType",
     "InstantPayEvent",
+    "LangChainAgentMeterCallback",
     "MeterEvent",
     "MeterEventResponse",
     "MeterStats",
@@ -111,6 +136,7 @@ __all__ = [
     "meter_api_request_pay",
     "meter_function",
     "meter_instant_pay",
+    "meter_langchain",
     "meter_token_based_pay",
     "quick_api_request_pay",
     "quick_instant_pay",

@@ -1,0 +1,352 @@
+"""Bill every LangChain model call by its tokens, per user, exactly once.
+
+>>> handler = LangChainAgentMeterCallback(client, user_id="anonymous")   # doctest: +SKIP
+>>> chat.invoke("hi", config={"callbacks": [handler],
+...                           "metadata": {"user_id": "alice"}})       # doctest: +SKIP
+
+or, without passing the handler to every call::
+
+    with meter_langchain(client, user_id="alice"):
+        chain.invoke(...)
+
+How a run becomes one token-based event:
+
+- The start callback (the only one that carries ``metadata``) stores the
+  run's user (``metadata["user_id"]``, else the handler's), model hints,
+  tags and parent, keyed by ``run_id``, under a lock (sync handlers run in
+  threads for ``batch`` and async chains). Runs that never end are evicted
+  after ``run_ttl`` seconds.
+- ``on_llm_end`` reads usage from ONE place: the first generation's
+  ``message.usage_metadata``, else ``llm_output["token_usage"]``. Streamed
+  runs arrive merged, usage summed; they are billed here, never per token.
+- The model is ``response_metadata["model_name"]``, else
+  ``llm_output["model_name"]``, else the start's ``ls_model_name``, else
+  ``invocation_params["model"]``, else ``"unknown"``; its prices come from
+  the handler's flat prices, else the model table, else the client's.
+- The event id is derived from the run id, so a callback delivered twice
+  (or two handlers on one run) bills once.
+- Errors and cache hits bill nothing unless asked; a fault in the handler
+  is logged, never raised into the chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+from langchain_core.tracers.context import register_configure_hook
+
+from .._capture import tracker_of
+from ..ids import derived_event_id
+from ..pricing import model_price_table, price_for_model, to_money
+
+logger = logging.getLogger("agentmeter")
+_EVICT_EVERY = 256
+_STREAM_WARNING = (
+    "agentmeter: a streamed chat model run reported no token usage, so it was not "
+    "billed; ask the model to stream usage (e.g. ChatOpenAI(stream_usage=True))"
+)
+
+
+@dataclass
+class _Run:
+    started: float
+    user_id: str | None
+    model_hint: str | None
+    parent_run_id: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    chat: bool
+    streamed: bool = False
+
+
+@dataclass(frozen=True)
+class _Usage:
+    tokens_in: int
+    tokens_out: int
+    model: str | None
+    cache_hit: bool
+
+
+@dataclass
+class _Runs:
+    """Start-time context of runs in flight, keyed by run id."""
+
+    ttl: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    runs: dict[UUID, _Run] = field(default_factory=dict)
+    starts: int = 0
+
+    def add(self, run_id: UUID, run: _Run) -> None:
+        with self.lock:
+            self.runs[run_id] = run
+            self.starts += 1
+            if self.starts % _EVICT_EVERY == 0:
+                oldest = time.monotonic() - self.ttl
+                for stale in [key for key, value in self.runs.items() if value.started < oldest]:
+                    del self.runs[stale]
+
+    def get(self, run_id: UUID) -> _Run | None:
+        with self.lock:
+            return self.runs.get(run_id)
+
+    def pop(self, run_id: UUID) -> _Run | None:
+        with self.lock:
+            return self.runs.pop(run_id, None)
+
+
+class LangChainAgentMeterCallback(BaseCallbackHandler):
+    """A LangChain callback handler that records one token event per model call."""
+
+    raise_error = False
+    run_inline = True  # it only queues events: no need for an executor thread
+
+    def __init__(
+        self,
+        client: Any,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        input_token_price: Any = None,
+        output_token_price: Any = None,
+        prices: Mapping[str, Any] | None = None,
+        *,
+        bill_errors: bool = False,
+        bill_cache_hits: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        run_ttl: float = 3600.0,
+        user_id_key: str = "user_id",
+    ) -> None:
+        super().__init__()
+        tracker_of(client)  # a client or a tracker, checked now
+        self.client = client
+        self.project_id = project_id
+        self.agent_id = agent_id
+        self.user_id = user_id
+        flat = (input_token_price, output_token_price)
+        self.flat_prices = (
+            None
+            if flat == (None, None)
+            else (
+                _money(input_token_price, "input_token_price"),
+                _money(output_token_price, "output_token_price"),
+            )
+        )
+        self.prices = model_price_table(prices)
+        self.bill_errors = bill_errors
+        self.bill_cache_hits = bill_cache_hits
+        self.metadata = dict(metadata or {})
+        self.user_id_key = user_id_key
+        self._runs = _Runs(run_ttl)
+        self._warned_stream = False
+
+    # ------------------------------------------------------------ starts
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id, tags, metadata, kwargs, chat=True)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id, tags, metadata, kwargs, chat=False)
+
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        chat: bool,
+    ) -> None:
+        try:
+            metadata = metadata or {}
+            params = kwargs.get("invocation_params") or {}
+            hint = metadata.get("ls_model_name") or params.get("model") or params.get("model_name")
+            user = metadata.get(self.user_id_key)
+            self._runs.add(
+                run_id,
+                _Run(
+                    started=time.monotonic(),
+                    user_id=None if user is None else str(user),
+                    model_hint=None if hint is None else str(hint),
+                    parent_run_id=None if parent_run_id is None else str(parent_run_id),
+                    tags=list(tags or []),
+                    metadata=_users_metadata(metadata, self.user_id_key),
+                    chat=chat,
+                ),
+            )
+        except Exception:
+            logger.exception("agentmeter LangChain handler failed at a run's start")
+
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._runs.get(run_id)
+        if run is not None and not run.streamed:
+            run.streamed = True
+
+    # -------------------------------------------------------------- ends
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            self._bill(response, run_id, self._runs.pop(run_id), error=None)
+        except Exception:
+            logger.exception("agentmeter LangChain handler failed to bill run %s", run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._runs.pop(run_id)
+        partial = kwargs.get("response")
+        if not self.bill_errors or not isinstance(partial, LLMResult):
+            return
+        try:
+            self._bill(partial, run_id, run, error=error)
+        except Exception:
+            logger.exception("agentmeter LangChain handler failed to bill run %s", run_id)
+
+    def _bill(
+        self, response: LLMResult, run_id: UUID, run: _Run | None, error: BaseException | None
+    ) -> None:
+        usage = read_usage(response)
+        if usage is None:
+            if run is not None and run.chat and run.streamed and not self._warned_stream:
+                self._warned_stream = True
+                logger.warning(_STREAM_WARNING)
+            return
+        if usage.cache_hit and not self.bill_cache_hits:
+            return
+        model = usage.model or (run.model_hint if run else None) or "unknown"
+        price_in, price_out = self._prices_for(model)
+        metadata = {
+            **self.metadata,
+            **(run.metadata if run else {}),
+            "model": model,
+            "run_id": str(run_id),
+            "source": "langchain",
+        }
+        if run is not None:
+            metadata.update(parent_run_id=run.parent_run_id, tags=run.tags)
+        if error is not None:
+            metadata.update(status="error", error=type(error).__name__)
+        tracker_of(self.client).track_token_based_pay(
+            usage.tokens_in,
+            usage.tokens_out,
+            price_in,
+            price_out,
+            (run.user_id if run else None) or self.user_id,
+            metadata,
+            project_id=self.project_id,
+            agent_id=self.agent_id,
+            event_id=derived_event_id("langchain-run", str(run_id)),
+        )
+
+    def _prices_for(self, model: str) -> tuple[Decimal | None, Decimal | None]:
+        if self.flat_prices is not None:
+            return self.flat_prices
+        found = price_for_model(model, self.prices)
+        return found if found is not None else (None, None)  # None: the client's default
+
+
+def _money(value: Any, field: str) -> Decimal | None:
+    return None if value is None else to_money(value, field)
+
+
+def _users_metadata(metadata: Mapping[str, Any], user_key: str) -> dict[str, Any]:
+    """The run metadata the user set (LangChain's own ``ls_*``/``lc_*`` keys left out)."""
+    return {
+        key: value
+        for key, value in metadata.items()
+        if key != user_key and not key.startswith(("ls_", "lc_"))
+    }
+
+
+def read_usage(response: LLMResult) -> _Usage | None:
+    """Token usage of a model call, read from one place only (never added up)."""
+    generations = response.generations
+    first = generations[0][0] if generations and generations[0] else None
+    message = getattr(first, "message", None)
+    response_metadata = getattr(message, "response_metadata", None) or {}
+    llm_output = response.llm_output or {}
+    model = response_metadata.get("model_name") or llm_output.get("model_name")
+    usage_metadata = getattr(message, "usage_metadata", None)
+    if usage_metadata:
+        cache_hit = "total_cost" in usage_metadata and usage_metadata["total_cost"] == 0
+        return _Usage(
+            int(usage_metadata.get("input_tokens") or 0),
+            int(usage_metadata.get("output_tokens") or 0),
+            model,
+            cache_hit,
+        )
+    token_usage = llm_output.get("token_usage") or llm_output.get("usage")
+    if isinstance(token_usage, Mapping):
+        tokens_in = token_usage.get("prompt_tokens", token_usage.get("input_tokens"))
+        tokens_out = token_usage.get("completion_tokens", token_usage.get("output_tokens"))
+        if tokens_in is not None or tokens_out is not None:
+            return _Usage(int(tokens_in or 0), int(tokens_out or 0), model, False)
+    return None
+
+
+# ------------------------------------------------------ meter_langchain()
+
+_current_handler: ContextVar[LangChainAgentMeterCallback | None] = ContextVar(
+    "agentmeter_langchain_handler", default=None
+)
+# LangChain adds the handler in this variable to every run started in its context.
+register_configure_hook(_current_handler, inheritable=True)
+_default_client_lock = threading.Lock()
+_default_client: Any = None
+
+
+def _client_from_environment() -> Any:
+    global _default_client
+    with _default_client_lock:
+        if _default_client is None:
+            from ..client import AgentMeterClient
+
+            _default_client = AgentMeterClient()
+        return _default_client
+
+
+@contextmanager
+def meter_langchain(
+    client: Any = None, *, user_id: str | None = None, **options: Any
+) -> Iterator[LangChainAgentMeterCallback]:
+    """Bill every LangChain model call made inside the block, to ``user_id``.
+
+    Without ``client``, a client configured from ``AGENTMETER_*`` is used.
+    Blocks nest; the innermost wins.
+    """
+    handler = LangChainAgentMeterCallback(
+        client if client is not None else _client_from_environment(), user_id=user_id, **options
+    )
+    token = _current_handler.set(handler)
+    try:
+        yield handler
+    finally:
+        _current_handler.reset(token)
