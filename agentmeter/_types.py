@@ -22,11 +22,15 @@ from pydantic import (
 
 from ._json import format_time
 from .errors import AgentMeterValidationError
-from .pricing import money_text, to_count, to_money
+from .pricing import money_text, to_count, to_money, to_total
 
 
 def _money(value: Any, info: ValidationInfo) -> Decimal:
     return to_money(value, info.field_name or "value")
+
+
+def _total(value: Any, info: ValidationInfo) -> Decimal:
+    return to_total(value, info.field_name or "value")
 
 
 def _count(value: Any, info: ValidationInfo) -> int:
@@ -58,7 +62,12 @@ def to_utc(value: Any, field: str) -> datetime:
         )
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise AgentMeterValidationError.for_field(
+            field, f"is outside the years 1 to 9999 in UTC: {value.isoformat()}"
+        ) from None
 
 
 _MONEY_SCHEMA = {
@@ -72,6 +81,17 @@ _MONEY_SCHEMA = {
 Money = Annotated[
     Decimal,
     BeforeValidator(_money),
+    PlainSerializer(money_text, return_type=str, when_used="json"),
+    WithJsonSchema(_MONEY_SCHEMA, mode="validation"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^\d+(\.\d+)?$", "description": "exact decimal text"},
+        mode="serialization",
+    ),
+]
+# A sum of money values: exact, but without the bound of a single amount.
+MoneyTotal = Annotated[
+    Decimal,
+    BeforeValidator(_total),
     PlainSerializer(money_text, return_type=str, when_used="json"),
     WithJsonSchema(_MONEY_SCHEMA, mode="validation"),
     WithJsonSchema(

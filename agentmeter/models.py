@@ -37,6 +37,7 @@ from ._types import (
     EventId,
     Identifier,
     Money,
+    MoneyTotal,
     UtcDatetime,
     validation_error_from,
 )
@@ -115,7 +116,7 @@ class MeterEvent(AgentMeterModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def total_cost(self) -> Money:
+    def total_cost(self) -> MoneyTotal:
         """The event's cost, computed from its own fields (never set by a caller)."""
         return self._compute_cost()
 
@@ -214,7 +215,7 @@ class MeterEventResponse(AgentMeterModel):
 
     success: bool = True
     event_id: str
-    cost: Money = ZERO
+    cost: MoneyTotal = ZERO
     message: str | None = None
     timestamp: UtcDatetime = Field(default_factory=utc_now)
     duplicate: bool = False
@@ -252,7 +253,7 @@ class UserMeter(AgentMeterModel):
     project_id: str
     user_id: str
     threshold_amount: Money | None = None
-    current_usage: Money = ZERO
+    current_usage: MoneyTotal = ZERO
     last_reset_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
 
@@ -281,7 +282,7 @@ class MeterStats(AgentMeterModel):
     total_api_calls: int = 0
     total_tokens_in: int = 0
     total_tokens_out: int = 0
-    total_cost: Money = ZERO
+    total_cost: MoneyTotal = ZERO
     total_events: int = 0
     timeframe: str = "30 days"
 
@@ -306,13 +307,19 @@ class Project(AgentMeterModel):
     updated_at: UtcDatetime | None = None
     api_key: SecretStr | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        answer = super().to_dict()
+        if self.api_key is None:
+            del answer["api_key"]
+        return answer
+
 
 class BillingRecord(AgentMeterModel):
     id: str
     project_id: str
     period_start: UtcDatetime
     period_end: UtcDatetime
-    amount: Money
+    amount: MoneyTotal
     status: BillingStatus = BillingStatus.PENDING
     created_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
@@ -330,4 +337,4 @@ class ReportRow(AgentMeterModel):
     api_calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    cost: Money = ZERO
+    cost: MoneyTotal = ZERO

@@ -79,7 +79,13 @@ def _remember(kind: type, value: Any, money: Decimal) -> None:
         _valid_by_value[(kind, value)] = money
 
 
-def _parse_money(value: Any, field: str) -> Decimal:
+def to_total(value: Any, field: str) -> Decimal:
+    """Money that is a sum (a stats total, a meter's usage): exact like any
+    money, but not held to the bound of a single price or amount."""
+    return _parse_money(value, field, bounded=False)
+
+
+def _parse_money(value: Any, field: str, bounded: bool = True) -> Decimal:
     if isinstance(value, Decimal):
         money = value
     elif isinstance(value, bool) or value is None:
@@ -101,32 +107,34 @@ def _parse_money(value: Any, field: str) -> Decimal:
         raise AgentMeterValidationError.for_field(
             field, f"must be a number or decimal string, got {type(value).__name__}"
         )
-    return _checked(money, field)
+    return _checked(money, field, bounded)
 
 
-def _checked(money: Decimal, field: str) -> Decimal:
+def _checked(money: Decimal, field: str, bounded: bool = True) -> Decimal:
     if not money.is_finite():
         raise AgentMeterValidationError.for_field(field, f"must be finite, got {money}")
     if money.is_signed() and money != 0:
         raise AgentMeterValidationError.for_field(field, f"must not be negative, got {money}")
     if money == 0:
         return ZERO
-    if money.adjusted() >= MAX_INTEGER_DIGITS:
+    if bounded and money.adjusted() >= MAX_INTEGER_DIGITS:
         raise AgentMeterValidationError.for_field(
             field, f"must be less than 10**{MAX_INTEGER_DIGITS}, got {money}"
         )
-    exponent = money.as_tuple().exponent
+    sign, digits, exponent = money.as_tuple()
     assert isinstance(exponent, int)  # finite decimals have an int exponent
     if exponent < -MAX_DECIMAL_PLACES:
-        money = money.normalize(MONEY_CONTEXT)  # "0.1000000000000000000000" is fine
-        exponent = money.as_tuple().exponent
-        assert isinstance(exponent, int)
+        # "0.1000000000000000000000" is fine: drop trailing zeros, exactly
+        # (no context, so no rounding however many digits there are).
+        kept = len("".join(map(str, digits)).rstrip("0"))  # money != 0: kept >= 1
+        exponent += len(digits) - kept
+        money = Decimal((sign, digits[:kept], exponent))
         if exponent < -MAX_DECIMAL_PLACES:
             raise AgentMeterValidationError.for_field(
                 field, f"has more than {MAX_DECIMAL_PLACES} decimal places: {money}"
             )
     if exponent > 0:
-        money = money.quantize(Decimal(1), context=MONEY_CONTEXT)  # 1E+2 -> 100
+        money = Decimal((sign, digits + (0,) * exponent, 0))  # 1E+2 -> 100, exactly
     return money
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -121,3 +123,126 @@ class LiveServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# ------------------------------------------------------------- PostgreSQL
+
+
+def find_postgres_bin() -> Path | None:
+    """The directory holding ``initdb`` and ``pg_ctl``: on PATH, else Debian's newest."""
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("pg_ctl"):
+        return Path(on_path).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=_major, reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+def _major(path: Path) -> int:
+    version = path.parent.parent.name
+    return int(version) if version.isdigit() else 0
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster in a temporary directory, on a free local port.
+
+    ``initdb`` and ``pg_ctl`` from Debian's ``postgresql`` package; run as
+    the ``postgres`` user when we are root (initdb refuses root). ``fast``
+    turns fsync off: fine for tests, not for benchmarks of durability.
+    """
+
+    def __init__(self, *, port: int | None = None, fast: bool = True) -> None:
+        self.port = port or free_port()
+        self.fast = fast
+        self.directory: Path | None = None
+        self._bin: Path | None = None
+
+    def url(self, database: str = "agentmeter") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(  # noqa: S603 - fixed commands of our own
+            [*as_postgres, *command], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def start(self) -> PostgresCluster:
+        self._bin = find_postgres_bin()
+        if self._bin is None:
+            raise RuntimeError(
+                "PostgreSQL is not installed (no initdb): apt-get install postgresql, "
+                "or set AGENTMETER_TEST_PG_URL, or AGENTMETER_TEST_PG=0 to skip"
+            )
+        self.directory = Path(tempfile.mkdtemp(prefix="agentmeter-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        data = self.directory / "data"
+        self._run(str(self._bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-N")
+        settings = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        if self.fast:
+            settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        log = self.directory / "postgres.log"
+        self._run(
+            str(self._bin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            settings,
+            "-l",
+            str(log),
+            "-w",
+            "start",
+        )
+        self.create_database("agentmeter")
+        return self
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')  # names are ours, not input
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.directory is None or self._bin is None:
+            return
+        try:
+            self._run(
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            )
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self) -> PostgresCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _cli(arguments: list[str]) -> int:
+    """``python -m agentmeter.testing pg-start`` prints shell exports; ``pg-stop DIR PORT``."""
+    if arguments[:1] == ["pg-start"]:
+        cluster = PostgresCluster().start()
+        sys.stdout.write(f"export AGENTMETER_TEST_PG_URL={cluster.url()}\n")
+        sys.stdout.write(f"export AGENTMETER_TEST_PG_DIR={cluster.directory}\n")
+        sys.stdout.write(f"export AGENTMETER_TEST_PG_PORT={cluster.port}\n")
+        return 0
+    if arguments[:1] == ["pg-stop"] and len(arguments) == 3:
+        cluster = PostgresCluster(port=int(arguments[2]))
+        cluster.directory, cluster._bin = Path(arguments[1]), find_postgres_bin()
+        cluster.stop()
+        return 0
+    sys.stderr.write("usage: python -m agentmeter.testing pg-start | pg-stop DIR PORT\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(_cli(sys.argv[1:]))

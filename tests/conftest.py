@@ -7,6 +7,7 @@ files live under tests/, so ``import conftest`` would be ambiguous.
 
 from __future__ import annotations
 
+import os
 from functools import partialmethod
 
 import pytest
@@ -102,3 +103,52 @@ def client():
         retry_attempts=0,
     ) as made:
         yield made
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_home(tmp_path_factory):
+    """Default ledger and outbox files go to a temp dir, never the developer's home."""
+    import agentmeter.outbox
+    import agentmeter.transport.local
+
+    home = tmp_path_factory.mktemp("home") / ".agentmeter"
+    saved = agentmeter.outbox.DEFAULT_OUTBOX, agentmeter.transport.local.DEFAULT_LEDGER
+    agentmeter.outbox.DEFAULT_OUTBOX = home / "outbox.db"
+    agentmeter.transport.local.DEFAULT_LEDGER = home / "ledger.db"
+    yield home
+    agentmeter.outbox.DEFAULT_OUTBOX, agentmeter.transport.local.DEFAULT_LEDGER = saved
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database URL: AGENTMETER_TEST_PG_URL (.ci/run starts a cluster),
+    else a throwaway cluster started here. Skipped only when AGENTMETER_TEST_PG=0."""
+    if os.environ.get("AGENTMETER_TEST_PG") == "0":
+        pytest.skip("PostgreSQL tests are off (AGENTMETER_TEST_PG=0)")
+    given = os.environ.get("AGENTMETER_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    from agentmeter.testing import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster.url()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_url):
+    """Makes fresh databases on the test cluster: ``postgres_databases("name") -> url``."""
+    import itertools
+
+    import psycopg
+
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
+    counter = itertools.count()
+
+    def create(prefix: str = "test") -> str:
+        name = f"{prefix}_{os.getpid()}_{next(counter)}"
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+    return create

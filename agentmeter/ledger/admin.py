@@ -117,6 +117,18 @@ class AdminStore(LedgerBase):
             row = connection.execute(select(projects).where(projects.c.id == chosen)).one()
         return _project(row), key
 
+    def ensure_project(self, project_id: str, name: str) -> None:
+        """Make the project if it does not exist (no key: for embedded use)."""
+        now = now_micros()
+        with self.writing() as connection:
+            exists = connection.execute(select(projects.c.id).where(projects.c.id == project_id))
+            if exists.first() is None:
+                connection.execute(
+                    projects.insert().values(
+                        id=project_id, name=name, description=None, created_at=now, updated_at=now
+                    )
+                )
+
     def get_project(self, project_id: str) -> Project:
         with self.reading() as connection:
             row = connection.execute(select(projects).where(projects.c.id == project_id)).first()

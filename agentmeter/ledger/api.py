@@ -86,6 +86,14 @@ def parse(model: Callable[..., M], data: Any) -> M:
 def parse_wire_event(data: Any) -> MeterEvent:
     if not isinstance(data, Mapping):
         raise WireError(422, "validation_error", "an event must be a JSON object")
+    if not data.get("id"):
+        # A server-made id would make a client's retry a second event.
+        raise WireError(
+            422,
+            "validation_error",
+            "id: required: every event carries the id its client made, so a resend is safe",
+            [{"field": "id", "message": "required"}],
+        )
     try:
         event = parse_event(data)
     except AgentMeterValidationError as exc:
@@ -111,6 +119,8 @@ class LedgerAPI:
     # ------------------------------------------------------------ events
 
     def record_event(self, who: Principal, body: Any) -> dict[str, Any]:
+        if not isinstance(body, Mapping):
+            raise WireError(400, "bad_request", "the body must be a JSON object")
         event = parse_wire_event(body)
         who.check_project(event.project_id)
         stored = self.ledger.record_events([event])[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -99,6 +100,10 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     if in_memory:
         options["poolclass"] = StaticPool  # one shared in-memory database
     engine = create_engine(url, **options)
+    database = engine.url.database
+    if not in_memory and database and not database.startswith("file:"):
+        # SQLite makes the file but not its directory (~/.agentmeter on a fresh machine).
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -133,12 +138,14 @@ def money_sum(dialect_name: str, column: Any) -> ColumnElement[Decimal]:
 
 def money_add(dialect_name: str, column: Any, value: Any) -> ColumnElement[Decimal]:
     """``column + value`` computed exactly inside the database."""
-    # Bound as ExactDecimal: a plain Decimal would be bound as Numeric, which
-    # pysqlite receives as a float.
-    amount = literal(value, ExactDecimal())
+    # A Decimal is bound as ExactDecimal: as a plain Numeric, pysqlite would
+    # receive it as a float. (``value`` may also be a column expression.)
+    amount = literal(value, ExactDecimal()) if isinstance(value, Decimal) else value
     if dialect_name == "sqlite":
         return func.decimal_add(column, amount, type_=ExactDecimal())
-    return func.coalesce(column, 0) + amount
+    # ExactDecimal is text-based on SQLite, so SQLAlchemy would read "+" as
+    # string concatenation; spell the numeric operator out.
+    return func.coalesce(column, 0).op("+", return_type=ExactDecimal())(amount)
 
 
 def period_expr(dialect_name: str, granularity: str, ts_column: Any) -> ColumnElement[Any]:

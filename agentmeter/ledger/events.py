@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import BigInteger, Connection, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import APIRequestPayEvent, InstantPayEvent, MeterEvent, TokenBasedPayEvent
 from ..pricing import MONEY_CONTEXT, ZERO
 from .base import LedgerBase, from_micros, now_micros, to_micros
-from .dialect import money_add
+from .dialect import ExactDecimal, money_add
 from .schema import events, user_meters
 
 
@@ -97,6 +97,11 @@ class EventWrites(LedgerBase):
         return self._outcomes(rows, new_ids, stored)
 
     def _insert_new(self, connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        # Inserting in id order makes concurrent batches lock rows in the same
+        # order, so two servers storing overlapping batches cannot deadlock.
+        rows = sorted(rows, key=lambda row: str(row["id"]))
+        if self.dialect == "postgresql":
+            return _insert_new_postgresql(connection, rows)
         statement = (
             insert_for(self.dialect, events)
             .on_conflict_do_nothing(index_elements=["id"])
@@ -118,8 +123,7 @@ class EventWrites(LedgerBase):
                 charged.add(row["id"])
                 key = (row["project_id"], row["user_id"])
                 charges[key] = MONEY_CONTEXT.add(charges[key], row["total_cost"])
-        for (project_id, user_id), cost in sorted(charges.items()):  # one lock order
-            add_usage(connection, self.dialect, project_id, user_id, cost, now)
+        add_usages(connection, self.dialect, charges, now)
 
     def _stored(self, connection: Connection, ids: list[str]) -> dict[str, StoredEvent]:
         if not ids:
@@ -166,23 +170,63 @@ class EventWrites(LedgerBase):
         return outcomes
 
 
-def add_usage(
-    connection: Connection, dialect: str, project_id: str, user_id: str, cost: Decimal, now: int
+def add_usages(
+    connection: Connection, dialect: str, charges: Mapping[tuple[str, str], Decimal], now: int
 ) -> None:
-    """``current_usage += cost`` for one user, creating the meter if it is new."""
+    """``current_usage += cost`` for each (project, user), creating new meters,
+    in one statement and in key order (one lock order for every writer)."""
+    if not charges:
+        return
     statement = insert_for(dialect, user_meters).values(
-        project_id=project_id,
-        user_id=user_id,
-        threshold_amount=None,
-        current_usage=cost,
-        last_reset_at=now,
-        updated_at=now,
+        [
+            {
+                "project_id": project_id,
+                "user_id": user_id,
+                "threshold_amount": None,
+                "current_usage": cost,
+                "last_reset_at": now,
+                "updated_at": now,
+            }
+            for (project_id, user_id), cost in sorted(charges.items())
+        ]
     )
     statement = statement.on_conflict_do_update(
         index_elements=["project_id", "user_id"],
         set_={
-            "current_usage": money_add(dialect, user_meters.c.current_usage, cost),
+            "current_usage": money_add(
+                dialect, user_meters.c.current_usage, statement.excluded.current_usage
+            ),
             "updated_at": now,
         },
     )
     connection.execute(statement)
+
+
+def add_usage(
+    connection: Connection, dialect: str, project_id: str, user_id: str, cost: Decimal, now: int
+) -> None:
+    """``current_usage += cost`` for one user, creating the meter if it is new."""
+    add_usages(connection, dialect, {(project_id, user_id): cost}, now)
+
+
+# PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) instead of thousands of
+# bound parameters, which psycopg would otherwise convert one by one.
+def _pg_array_type(column: Any) -> str:
+    if isinstance(column.type, BigInteger):
+        return "BIGINT[]"
+    if isinstance(column.type, ExactDecimal):
+        return "NUMERIC[]"
+    return "TEXT[]"
+
+
+_PG_COLUMNS = [column.name for column in events.columns]
+_PG_INSERT = text(  # built from the schema's own names, never from input
+    f"INSERT INTO events ({', '.join(_PG_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
+    + ", ".join(f"CAST(:{c.name} AS {_pg_array_type(c)})" for c in events.columns)
+    + ") ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def _insert_new_postgresql(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    arrays = {name: [row[name] for row in rows] for name in _PG_COLUMNS}
+    return set(connection.execute(_PG_INSERT, arrays).scalars())

@@ -21,6 +21,8 @@ from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_sum, period_expr
 from .schema import events
 
+# The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
+MAX_SQL_INTEGER = 2**63 - 1
 _TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "api_request_pay": ("api_calls", "unit_price"),
     "token_based_pay": ("tokens_in", "tokens_out", "input_token_price", "output_token_price"),
@@ -56,6 +58,8 @@ def _int_sum(column: Any) -> ColumnElement[Any]:
 class Queries(LedgerBase):
     def list_events(self, query: EventQuery) -> list[dict[str, Any]]:
         """Events matching every given filter, newest first."""
+        if query.offset > MAX_SQL_INTEGER:  # no row lies that far; SQL cannot even say it
+            return []
         statement = select(events).where(events.c.project_id == query.project_id)
         for field in ("agent_id", "user_id"):
             value = getattr(query, field)
@@ -116,7 +120,9 @@ class Queries(LedgerBase):
             if value is not None:
                 statement = statement.where(events.c[field] == value)
         statement = _time_range(statement, query.start_date, query.end_date)
-        statement = statement.group_by(period, *group_columns).order_by(period, *group_columns)
+        statement = statement.group_by(period, *group_columns).order_by(
+            period, *(column.asc().nulls_first() for column in group_columns)
+        )
         with self.reading() as connection:
             result = connection.execute(statement).all()
         return [_report_row(row, query.granularity, keys) for row in result]

@@ -7,10 +7,9 @@ request to :class:`~agentmeter.ledger.api.LedgerAPI` in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -24,27 +23,27 @@ from ..models import (
     AnyEvent,
     BatchResult,
     BillingRecord,
-    EventType,
     MeterEventResponse,
     MeterStats,
-    PaymentType,
     Project,
     ReportRow,
     UserMeter,
 )
 from ..wire import (
     BillingCreateBody,
+    BillingListQuery,
     BillingUpdateBody,
-    Granularity,
-    GroupKey,
+    EventQuery,
     IncrementMeterBody,
     MeterKey,
     ProjectCreateBody,
     ProjectUpdateBody,
+    ReportQuery,
     SetMeterBody,
+    StatsQuery,
 )
 from .http import KeyChecker, install_error_handlers, json_response, read_json
-from .openapi import install_openapi, request_body
+from .openapi import install_openapi, query_parameters, request_body
 
 
 class ErrorDetail(BaseModel):
@@ -153,50 +152,46 @@ def _event_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
     async def record_batch(request: Request, who: Who) -> Response:
         return await ok(api.record_batch, who, await read_json(request))
 
-    @app.get("/api/meter/events", tags=["events"], response_model=list[AnyEvent], responses=_ERRORS)
-    async def list_events(
-        request: Request,
-        who: Who,
-        project_id: str | None = None,
-        agent_id: str | None = None,
-        user_id: str | None = None,
-        event_type: EventType | None = None,
-        payment_type: PaymentType | None = None,
-        start_date: datetime | None = None,
-        end_date: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> Response:
+    @app.get(
+        "/api/meter/events",
+        tags=["events"],
+        response_model=list[AnyEvent],
+        responses=_ERRORS,
+        openapi_extra=query_parameters(EventQuery),
+    )
+    async def list_events(request: Request, who: Who) -> Response:
         return await ok(api.list_events, who, _params(request))
 
-    @app.get("/api/meter/stats", tags=["events"], response_model=MeterStats, responses=_ERRORS)
-    async def stats(
-        request: Request, who: Who, project_id: str | None = None, timeframe: str = "30 days"
-    ) -> Response:
+    @app.get(
+        "/api/meter/stats",
+        tags=["events"],
+        response_model=MeterStats,
+        responses=_ERRORS,
+        openapi_extra=query_parameters(StatsQuery),
+    )
+    async def stats(request: Request, who: Who) -> Response:
         return await ok(api.stats, who, _params(request))
 
     @app.get(
-        "/api/meter/report", tags=["events"], response_model=list[ReportRow], responses=_ERRORS
+        "/api/meter/report",
+        tags=["events"],
+        response_model=list[ReportRow],
+        responses=_ERRORS,
+        openapi_extra=query_parameters(ReportQuery),
     )
-    async def report(
-        request: Request,
-        who: Who,
-        project_id: str | None = None,
-        granularity: Granularity = "day",
-        group_by: Annotated[list[GroupKey] | None, Query()] = None,
-        start_date: datetime | None = None,
-        end_date: datetime | None = None,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-    ) -> Response:
+    async def report(request: Request, who: Who) -> Response:
         return await ok(api.report, who, _params(request))
 
 
 def _meter_routes(app: FastAPI, api: LedgerAPI, ok: Responder) -> None:
-    @app.get("/api/meter/usage", tags=["user meters"], response_model=UserMeter, responses=_ERRORS)
-    async def get_meter(
-        request: Request, who: Who, user_id: str, project_id: str | None = None
-    ) -> Response:
+    @app.get(
+        "/api/meter/usage",
+        tags=["user meters"],
+        response_model=UserMeter,
+        responses=_ERRORS,
+        openapi_extra=query_parameters(MeterKey),
+    )
+    async def get_meter(request: Request, who: Who) -> Response:
         return await ok(api.get_meter, who, _params(request))
 
     @app.put(
@@ -276,9 +271,13 @@ def _admin_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
         return await created(api.create_billing_record, who, await read_json(request))
 
     @app.get(
-        "/billing-records", tags=["billing"], response_model=list[BillingRecord], responses=_ERRORS
+        "/billing-records",
+        tags=["billing"],
+        response_model=list[BillingRecord],
+        responses=_ERRORS,
+        openapi_extra=query_parameters(BillingListQuery),
     )
-    async def list_billing(request: Request, who: Who, project_id: str | None = None) -> Response:
+    async def list_billing(request: Request, who: Who) -> Response:
         return await ok(api.list_billing_records, who, _params(request))
 
     @app.patch(

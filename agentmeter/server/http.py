@@ -67,9 +67,7 @@ async def read_json(request: Request) -> Any:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise WireError(
-                413, "payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes"
-            )
+            raise too_large
         chunks.append(chunk)
     try:
         return _json.loads(b"".join(chunks))
@@ -93,9 +91,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(WireError(422, "validation_error", message, details))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(WireError(exc.status_code, code, str(exc.detail)))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(http_error(exc.status_code, request.method, request.url.path, exc))
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> Response:
@@ -107,6 +104,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unexpected error in %s %s", request.method, request.url.path)
         return error_response(WireError(500, "internal_error", "internal server error"))
+
+
+def http_error(status: int, method: str, path: str, exc: Exception | None = None) -> WireError:
+    """A routing error in the words the embedded transport uses too."""
+    if status == 404:
+        return WireError(404, "not_found", f"no endpoint {method} {path}")
+    if status == 405:
+        return WireError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+    return WireError(status, "http_error", str(getattr(exc, "detail", "")) or "error")
 
 
 def _field(location: Any) -> str:

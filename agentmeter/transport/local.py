@@ -106,7 +106,9 @@ class LocalTransport:
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True
             )
-        return cls(Ledger.open(url))
+        ledger = Ledger.open(url)
+        ledger.ensure_project(DEFAULT_PROJECT_ID, "Default project")
+        return cls(ledger)
 
     @property
     def describe(self) -> str:
@@ -141,7 +143,7 @@ class LocalTransport:
         self, method: str, path: str, params: Mapping[str, Any] | None, encoded: bytes | None
     ) -> Any:
         if encoded is not None and len(encoded) > MAX_BODY_BYTES:
-            raise WireError(413, "payload_too_large", "the request body is too large")
+            raise WireError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
         query = query_dict(query_pairs(params) or [])
         body = _json.loads(encoded) if encoded is not None else None
         path = path.split("?")[0]

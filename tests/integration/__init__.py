@@ -1,0 +1,1 @@
+"""The integration suite (a package, so its conftest does not shadow tests/conftest.py)."""
