@@ -2,9 +2,10 @@
 
 - ``live_server``: ONE ``agentmeter serve`` for the whole session, on a temp
   SQLite file (tests that must stop a server start their own).
-- ``backend``: ``"http"`` (that server) or ``"embedded"`` (a ledger file in
-  process, ``base_url="sqlite:///..."``); every test that asks for it, or for
-  ``project`` / ``client``, runs once in each mode.
+- ``backend``: ``"http"`` (that server), ``"embedded"`` (a ledger file in
+  process, ``base_url="sqlite:///..."``) or ``"postgres"`` (a server on a
+  PostgreSQL database); every test that asks for it, or for ``project`` /
+  ``client``, runs once in each.
 - ``project``: a fresh project per test, made through the backend's admin
   client, so tests never see each other's data.
 - ``client``: a client of that project (its key on HTTP; the ledger file embedded).
@@ -42,6 +43,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The one ``agentmeter serve`` every HTTP test shares."""
     path = tmp_path_factory.mktemp("live") / "ledger.db"
     with LiveServer(f"sqlite:///{path}") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_databases: Any) -> Iterator[LiveServer]:
+    """The one ``agentmeter serve`` on PostgreSQL the postgres backend shares."""
+    with LiveServer(postgres_databases("integration")) as server:
         yield server
 
 
@@ -86,11 +94,20 @@ def embedded_admin(embedded_url: str) -> Iterator[AgentMeterClient]:
         yield admin
 
 
-@pytest.fixture(params=["http", "embedded"])
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_server: LiveServer) -> Iterator[AgentMeterClient]:
+    with postgres_server.client(retry_attempts=0) as admin:
+        yield admin
+
+
+@pytest.fixture(params=["http", "embedded", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "http":
         server = request.getfixturevalue("live_server")
         return Backend("http", request.getfixturevalue("http_admin"), server=server)
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return Backend("http", request.getfixturevalue("postgres_admin"), server=server)
     url = request.getfixturevalue("embedded_url")
     return Backend("embedded", request.getfixturevalue("embedded_admin"), url=url)
 
