@@ -242,12 +242,14 @@ def _model_prices(name: str, entry: Any) -> tuple[Decimal, Decimal]:
 def price_for_model(
     model: str, table: Mapping[str, tuple[Decimal, Decimal]]
 ) -> tuple[Decimal, Decimal] | None:
-    """The entry for ``model``: exact name, else the longest matching prefix."""
+    """The entry for ``model``: exact name, else the longest matching prefix,
+    ignoring case and a provider path ("models/gemini-1.5-pro" -> "gemini-1.5-pro")."""
     exact = table.get(model)
     if exact is not None:
         return exact
+    wanted = model.rsplit("/", 1)[-1].lower()
     best = ""
     for name in table:
-        if model.startswith(name) and len(name) > len(best):
+        if wanted.startswith(name.lower()) and len(name) > len(best):
             best = name
     return table[best] if best else None

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -46,12 +46,16 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
-from .._capture import tracker_of
+from .._capture import metering_errors, tracker_of
+from ..errors import AgentMeterValidationError
 from ..ids import derived_event_id
 from ..pricing import model_price_table, price_for_model, to_money
 
 logger = logging.getLogger("agentmeter")
 _EVICT_EVERY = 256
+# Run metadata LangChain and LangGraph add themselves: not the user's, not billed data.
+_FRAMEWORK_KEYS = ("ls_", "lc_", "langgraph_", "checkpoint_")
+_stream_warning = threading.Event()
 _STREAM_WARNING = (
     "agentmeter: a streamed chat model run reported no token usage, so it was not "
     "billed; ask the model to stream usage (e.g. ChatOpenAI(stream_usage=True))"
@@ -68,6 +72,7 @@ class _Run:
     metadata: dict[str, Any]
     chat: bool
     streamed: bool = False
+    deferred: bool = False  # an inner meter_langchain() block's handler bills it
 
 
 @dataclass(frozen=True)
@@ -86,15 +91,19 @@ class _Runs:
     lock: threading.Lock = field(default_factory=threading.Lock)
     runs: dict[UUID, _Run] = field(default_factory=dict)
     starts: int = 0
+    next_sweep: float = 0.0
 
     def add(self, run_id: UUID, run: _Run) -> None:
         with self.lock:
             self.runs[run_id] = run
             self.starts += 1
-            if self.starts % _EVICT_EVERY == 0:
-                oldest = time.monotonic() - self.ttl
+            # Every _EVICT_EVERY starts (bounds memory under load), and at the
+            # first start a ttl after the last sweep (bounds time when quiet).
+            if self.starts % _EVICT_EVERY == 0 or run.started >= self.next_sweep:
+                oldest = run.started - self.ttl
                 for stale in [key for key, value in self.runs.items() if value.started < oldest]:
                     del self.runs[stale]
+                self.next_sweep = run.started + self.ttl
 
     def get(self, run_id: UUID) -> _Run | None:
         with self.lock:
@@ -147,8 +156,11 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
         self.bill_cache_hits = bill_cache_hits
         self.metadata = dict(metadata or {})
         self.user_id_key = user_id_key
+        if run_ttl <= 0:
+            raise AgentMeterValidationError.for_field("run_ttl", "must be positive (seconds)")
         self._runs = _Runs(run_ttl)
-        self._warned_stream = False
+        self._model_prices: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+        self._scoped = False  # made by meter_langchain(): yields to an inner block's handler
 
     # ------------------------------------------------------------ starts
 
@@ -188,6 +200,14 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
         chat: bool,
     ) -> None:
         try:
+            if self._scoped:
+                inner = _current_handler.get()
+                if inner is not None and inner is not self:
+                    # Started inside an inner meter_langchain() block: LangChain
+                    # attached that block's handler to this run too, and the
+                    # innermost block wins (both would derive the same event id).
+                    self._runs.add(run_id, _deferred_run())
+                    return
             metadata = metadata or {}
             params = kwargs.get("invocation_params") or {}
             hint = metadata.get("ls_model_name") or params.get("model") or params.get("model_name")
@@ -205,7 +225,7 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
                 ),
             )
         except Exception:
-            logger.exception("agentmeter LangChain handler failed at a run's start")
+            _fault("at a run's start")
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.get(run_id)
@@ -216,27 +236,32 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            self._bill(response, run_id, self._runs.pop(run_id), error=None)
+            run = self._runs.pop(run_id)
+            if run is not None and run.deferred:
+                return
+            self._bill(response, run_id, run, error=None)
         except Exception:
-            logger.exception("agentmeter LangChain handler failed to bill run %s", run_id)
+            _fault(f"to bill run {run_id}")
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id)
         partial = kwargs.get("response")
         if not self.bill_errors or not isinstance(partial, LLMResult):
             return
+        if run is not None and run.deferred:
+            return
         try:
             self._bill(partial, run_id, run, error=error)
         except Exception:
-            logger.exception("agentmeter LangChain handler failed to bill run %s", run_id)
+            _fault(f"to bill run {run_id}")
 
     def _bill(
         self, response: LLMResult, run_id: UUID, run: _Run | None, error: BaseException | None
     ) -> None:
         usage = read_usage(response)
         if usage is None:
-            if run is not None and run.chat and run.streamed and not self._warned_stream:
-                self._warned_stream = True
+            if run is not None and run.chat and run.streamed and not _stream_warning.is_set():
+                _stream_warning.set()  # once per process, not per handler or block
                 logger.warning(_STREAM_WARNING)
             return
         if usage.cache_hit and not self.bill_cache_hits:
@@ -269,8 +294,32 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
     def _prices_for(self, model: str) -> tuple[Decimal | None, Decimal | None]:
         if self.flat_prices is not None:
             return self.flat_prices
-        found = price_for_model(model, self.prices)
-        return found if found is not None else (None, None)  # None: the client's default
+        cached = self._model_prices.get(model)
+        if cached is None:
+            found = price_for_model(model, self.prices)
+            cached = found if found is not None else (None, None)  # None: the client's default
+            if len(self._model_prices) < 1024:
+                self._model_prices[model] = cached
+        return cached
+
+
+def _deferred_run() -> _Run:
+    return _Run(
+        started=time.monotonic(),
+        user_id=None,
+        model_hint=None,
+        parent_run_id=None,
+        tags=[],
+        metadata={},
+        chat=False,
+        deferred=True,
+    )
+
+
+def _fault(what: str) -> None:
+    """A handler fault: logged and counted, never raised into the user's chain."""
+    metering_errors.add()
+    logger.exception("agentmeter LangChain handler failed %s", what)
 
 
 def _money(value: Any, field: str) -> Decimal | None:
@@ -282,7 +331,7 @@ def _users_metadata(metadata: Mapping[str, Any], user_key: str) -> dict[str, Any
     return {
         key: value
         for key, value in metadata.items()
-        if key != user_key and not key.startswith(("ls_", "lc_"))
+        if key != user_key and not key.startswith(_FRAMEWORK_KEYS)
     }
 
 
@@ -345,8 +394,16 @@ def meter_langchain(
     handler = LangChainAgentMeterCallback(
         client if client is not None else _client_from_environment(), user_id=user_id, **options
     )
+    handler._scoped = True
     token = _current_handler.set(handler)
     try:
         yield handler
     finally:
-        _current_handler.reset(token)
+        try:
+            _current_handler.reset(token)
+        except ValueError:
+            # The block ends in another context than it began in: a generator
+            # resumed by a thread pool (as Starlette streams a response). Put
+            # back what the block replaced, in this context, rather than raise.
+            previous = token.old_value
+            _current_handler.set(None if previous is Token.MISSING else previous)
