@@ -19,19 +19,22 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._capture import Charge, report_fault, reserve_budget, tracker_of
+from ._capture import Charge, report_fault, reserve_budget, track, tracker_of
 from ._usage import extract_stream_usage, extract_usage
 from .budget import BudgetGuard, Reservation
 from .models import PaymentType
 from .pricing import ZERO, to_count
 
+if TYPE_CHECKING:
+    from .tracker import AgentMeterTracker
+
 logger = logging.getLogger("agentmeter")
 METERED_MARK = "__agentmeter_metered__"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     user_id: str | None
     started: float
@@ -60,7 +63,7 @@ class Meter:
         self.charge = charge
         self.name = getattr(func, "__qualname__", repr(func))
         self.user_id_param = user_id_param
-        self.user_position = _position(func, user_id_param)
+        self.user_position, self.user_default = _position(func, user_id_param)
         self.tokens_extractor = tokens_extractor
         self.condition = condition
         self.enforce_budget = enforce_budget
@@ -68,11 +71,16 @@ class Meter:
         self.strict = strict
         self.metadata = dict(metadata or {})
         self._unknown_shape_logged = False
+        self._fixed_cost: tuple[AgentMeterTracker, Decimal] | None = None
 
     def user_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         user = kwargs.get(self.user_id_param)
-        if user is None and self.user_position is not None and len(args) > self.user_position:
-            user = args[self.user_position]
+        if user is None:
+            position = self.user_position
+            if position is not None and len(args) > position:
+                user = args[position]
+            elif self.user_id_param not in kwargs:  # not passed: the parameter's default
+                user = self.user_default
         return None if user is None else str(user)
 
     # -------------------------------------------------------------- before
@@ -97,8 +105,17 @@ class Meter:
     def _estimate(self) -> Decimal:
         if self.charge.payment_type is PaymentType.TOKEN_BASED_PAY:
             return ZERO  # unknown until the call returns
-        tracker = tracker_of(self.sink)
-        return self.charge.cost(tracker, self.charge.api_calls, (0, 0), self.charge.amount)
+        return self._cost(tracker_of(self.sink), (0, 0))
+
+    def _cost(self, tracker: AgentMeterTracker, tokens: tuple[int, int]) -> Decimal:
+        """What a call bills; fixed but for tokens, so worked out once per tracker."""
+        if self.charge.payment_type is PaymentType.TOKEN_BASED_PAY:
+            return self.charge.cost(tracker, 0, tokens, None)
+        fixed = self._fixed_cost
+        if fixed is None or fixed[0] is not tracker:
+            cost = self.charge.cost(tracker, self.charge.api_calls, tokens, self.charge.amount)
+            self._fixed_cost = fixed = (tracker, cost)
+        return fixed[1]
 
     # --------------------------------------------------------------- after
 
@@ -138,7 +155,7 @@ class Meter:
         stream: bool,
         extra: dict[str, Any],
     ) -> None:
-        event_id, cost = None, ZERO
+        budget = call.budget  # settled here: by track(), or released
         try:
             if call.charge_it:
                 tracker = tracker_of(self.sink)
@@ -149,17 +166,21 @@ class Meter:
                     "duration_ms": int((time.perf_counter() - call.started) * 1000),
                     **extra,
                 }
-                event_id = self.charge.submit(tracker, call.user_id, metadata, tokens=tokens)
-                if call.budget is not None and event_id is not None:
-                    cost = self.charge.cost(
-                        tracker, self.charge.api_calls, tokens, self.charge.amount
-                    )
+                held, budget = budget, None
+                track(
+                    self.charge,
+                    tracker,
+                    held,
+                    lambda: self._cost(tracker, tokens),
+                    call.user_id,
+                    metadata,
+                    tokens=tokens,
+                )
         except Exception as exc:
             report_fault(exc, f"billing of {self.name}", self.strict)
         finally:
-            if call.budget is not None:
-                guard, reservation = call.budget
-                guard.commit(reservation, event_id, cost)
+            if budget is not None:
+                budget[0].release(budget[1])
 
     def _tokens(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, stream: bool
@@ -180,17 +201,18 @@ class Meter:
         return found
 
 
-def _position(func: Callable[..., Any], name: str) -> int | None:
-    """Where ``name`` sits among the positional arguments (bound once)."""
+def _position(func: Callable[..., Any], name: str) -> tuple[int | None, Any]:
+    """Where ``name`` sits among the positional arguments, and its default (bound once)."""
     try:
         parameters = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
-        return None
+        return None, None
     for index, parameter in enumerate(parameters):
         if parameter.name == name:
             positional = (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-            return index if parameter.kind in positional else None
-    return None
+            default = None if parameter.default is parameter.empty else parameter.default
+            return (index if parameter.kind in positional else None), default
+    return None, None
 
 
 # ------------------------------------------------------------------ wrappers
@@ -298,12 +320,23 @@ def _wrap_async_generator(meter: Meter, func: Callable[..., Any]) -> Callable[..
         chunks: list[Any] = []
         generator = func(*args, **kwargs)
         try:
-            async for item in generator:
+            # As _recorded: asend() and athrow() reach the wrapped generator.
+            item = await generator.__anext__()
+            while True:
                 if keep:
                     chunks.append(item)
-                yield item
-        except GeneratorExit:
-            await generator.aclose()
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await generator.aclose()
+                    raise
+                except BaseException as exc:
+                    item = await generator.athrow(exc)
+                else:
+                    item = await generator.asend(sent)
+        except StopAsyncIteration:
+            pass
+        except GeneratorExit:  # the consumer stopped early: bill what it used
             meter.succeeded(call, args, kwargs, chunks, stream=True)
             raise
         except BaseException as exc:

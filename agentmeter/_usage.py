@@ -58,9 +58,9 @@ def extract_stream_usage(chunks: list[Any]) -> tuple[int, int] | None:
     LangChain chunks carry *deltas* in ``usage_metadata`` (it adds them when
     merging chunks), so those are summed. Provider chunks carry *running
     totals* in ``usage`` (OpenAI on the last chunk with
-    ``stream_options={"include_usage": True}``; Anthropic's input on
-    ``message_start``, output on ``message_delta``), so the last value of
-    each field wins.
+    ``stream_options={"include_usage": True}``; Anthropic's input in
+    ``message_start.message.usage``, output in ``message_delta.usage``), so
+    the last value of each field wins.
     """
     summed: list[int] | None = None
     latest: list[int | None] = [None, None]
@@ -73,6 +73,9 @@ def extract_stream_usage(chunks: list[Any]) -> tuple[int, int] | None:
             summed = [a + b for a, b in zip(summed or [0, 0], counts, strict=True)]
             continue
         usage = _get(chunk, "usage")
+        if usage is None:  # Anthropic's message_start holds it in its message
+            message = _get(chunk, "message")
+            usage = None if message is None else _get(message, "usage")
         if usage is not None:
             for position, names in enumerate(zip(*_PAIRS, strict=True)):
                 for name in names:

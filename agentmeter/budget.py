@@ -8,10 +8,13 @@ a burst of calls sees its own spending at once:
     allowed  <=>  cached usage + reserved + cost <= threshold
 
 A check reserves its (estimated) cost; the reservation becomes the
-event's real cost once it is tracked, or is released if nothing is billed.
+event's real cost, under the event's id, just before it is tracked, or is
+released if nothing is billed.
 When the tracker has delivered an event, the next reading of the meter
 includes it, and its reservation is dropped then. Readings are
-conservative: a cost may briefly count twice, never zero times.
+conservative: a cost may briefly count twice, never zero times. A meter
+that cannot be read is allowed (fail-open, logged) and asked again after
+the TTL; with ``strict`` the read error is raised.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import AgentMeterError, BudgetExceededError
 from .pricing import MONEY_CONTEXT, ZERO
@@ -39,12 +42,12 @@ class _UserState:
     threshold: Decimal | None = None
     usage: Decimal = ZERO
     read_at: float = float("-inf")
+    failed_at: float = float("-inf")  # the last read that failed (fail-open)
     reserved: Decimal = ZERO  # charged here, maybe not in ``usage`` yet
     delivered: Decimal = ZERO  # the part of ``reserved`` the server has by now
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):  # a tuple: cheap to make on every metered call
     key: Key
     cost: Decimal
 
@@ -60,6 +63,9 @@ class BudgetGuard:
         self._events: dict[str, Reservation] = {}  # tracked, not yet delivered
 
     def _state(self, key: Key) -> _UserState:
+        state = self._users.get(key)  # states are never removed: no lock to find one
+        if state is not None:
+            return state
         with self._lock:
             state = self._users.get(key)
             if state is None:
@@ -73,7 +79,10 @@ class BudgetGuard:
         key = (project_id, user_id)
         state = self._state(key)
         with state.lock:
-            if time.monotonic() - state.read_at >= self.ttl:
+            now = time.monotonic()
+            # A meter that cannot be read is asked again after the TTL, not on
+            # every call (a strict check asks again at once).
+            if now - state.read_at >= self.ttl and (strict or now - state.failed_at >= self.ttl):
                 self._read(key, state, strict)
             with self._lock:
                 spent = MONEY_CONTEXT.add(state.usage, state.reserved)
@@ -84,6 +93,15 @@ class BudgetGuard:
                 state.reserved = MONEY_CONTEXT.add(state.reserved, cost)
         return Reservation(key, cost)
 
+    def watching(self, project_id: str, user_id: str) -> Reservation | None:
+        """An empty reservation if this guard keeps a reading of the user's meter.
+
+        Costs billed to such a user without a check must still be counted
+        (commit them on it) until the server's meter includes them.
+        """
+        key = (project_id, user_id)
+        return Reservation(key, ZERO) if key in self._users else None
+
     def _read(self, key: Key, state: _UserState, strict: bool) -> None:
         with self._lock:
             delivered_before = state.delivered
@@ -93,6 +111,7 @@ class BudgetGuard:
             if strict:
                 raise
             # Fail open: a meter we cannot read must not stop the user's work.
+            state.failed_at = time.monotonic()
             logger.warning("agentmeter could not read the meter of %r (%s); allowing", key[1], exc)
             return
         with self._lock:
@@ -102,19 +121,32 @@ class BudgetGuard:
             state.threshold = meter.threshold_amount
             state.usage = meter.current_usage
             state.read_at = time.monotonic()
+            state.failed_at = float("-inf")
 
-    def commit(self, reservation: Reservation, event_id: str | None, cost: Decimal) -> None:
-        """The work was billed ``cost`` (``event_id`` None: nothing billed)."""
+    def commit(self, reservation: Reservation, event_id: str | None, cost: Decimal) -> Reservation:
+        """The work is billed ``cost`` as event ``event_id`` (None: nothing billed).
+
+        Call it before the event is handed to the tracker, so that its
+        delivery is always matched. Returns what is held now.
+        """
         with self._lock:
             state = self._users[reservation.key]
             state.reserved = MONEY_CONTEXT.add(
                 MONEY_CONTEXT.subtract(state.reserved, reservation.cost), cost
             )
+            held = Reservation(reservation.key, cost)
             if event_id is not None and cost:
-                self._events[event_id] = Reservation(reservation.key, cost)
+                self._events[event_id] = held
+        return held
 
     def release(self, reservation: Reservation) -> None:
         self.commit(reservation, None, ZERO)
+
+    def cancel(self, held: Reservation, event_id: str) -> None:
+        """Undo :meth:`commit`: the event was not tracked after all."""
+        with self._lock:
+            self._events.pop(event_id, None)
+        self.release(held)
 
     def delivered(self, event_ids: list[str]) -> None:
         """The tracker delivered these events (called from its worker)."""

@@ -22,7 +22,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-from ._capture import Charge, check_sink, report_fault, reserve_budget, tracker_of
+from ._capture import Charge, check_sink, report_fault, reserve_budget, track, tracker_of
 from .budget import BudgetGuard, Reservation
 from .models import PaymentType
 from .pricing import ZERO
@@ -119,15 +119,19 @@ class UsageContext:
         )
 
     def _bill(self, extra: dict[str, Any]) -> None:
-        cost = ZERO
+        budget, self._budget = self._budget, None  # settled here: by track(), or released
         try:
             metadata = {
                 **self.data["metadata"],
                 "duration_ms": int((time.perf_counter() - self._started) * 1000),
                 **extra,
             }
-            self.event_id = self.charge.submit(
+            held, budget = budget, None
+            self.event_id = track(
+                self.charge,
                 tracker_of(self.sink),
+                held,
+                self._cost,
                 self.data["user_id"],
                 metadata,
                 api_calls=self.data["api_calls"],
@@ -135,13 +139,11 @@ class UsageContext:
                 amount=self.data["amount"],
                 description=self.data["description"],
             )
-            if self.event_id is not None and self._budget is not None:
-                cost = self._cost()
         except Exception as exc:
             report_fault(exc, "a with-block", self.strict)
         finally:
-            if self._budget is not None:
-                self._budget[0].commit(self._budget[1], self.event_id, cost)
+            if budget is not None:
+                budget[0].release(budget[1])
 
 
 def track_api_request_pay(

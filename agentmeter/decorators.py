@@ -11,7 +11,8 @@ client), never over the network on the caller's time.
 ...     return run_search(query)
 
 The first argument may be a client or a tracker. ``user_id`` is read from
-the argument named ``user_id_param``, by keyword or by position.
+the argument named ``user_id_param``, by keyword or by position (or its
+default when it is not passed).
 """
 
 from __future__ import annotations

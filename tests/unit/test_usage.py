@@ -1,0 +1,261 @@
+"""Token usage found in model results and streams (agentmeter._usage).
+
+OpenAI and LangChain shapes are the real classes (``openai``, ``langchain_core``);
+the Anthropic SDK is not a dependency, so its shapes are stand-ins with the
+SDK's field names (``Message.usage``, ``RawMessageStartEvent.message.usage``,
+``RawMessageDeltaEvent.usage``), as objects and as the dicts of the raw API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_message import ChatCompletionMessage
+from openai.types.responses import ResponseUsage
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+from agentmeter._usage import extract_stream_usage, extract_usage
+
+# ------------------------------------------------------------------ shapes
+
+
+def openai_completion(prompt: int, completion: int) -> ChatCompletion:
+    return ChatCompletion(
+        id="chatcmpl-1",
+        object="chat.completion",
+        created=1700000000,
+        model="gpt-4o-mini",
+        choices=[
+            Choice(
+                index=0,
+                finish_reason="stop",
+                message=ChatCompletionMessage(role="assistant", content="hello"),
+            )
+        ],
+        usage=CompletionUsage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        ),
+    )
+
+
+def openai_chunk(text: str | None, usage: CompletionUsage | None = None) -> ChatCompletionChunk:
+    choices = [] if text is None else [ChunkChoice(index=0, delta=ChoiceDelta(content=text))]
+    return ChatCompletionChunk(
+        id="chatcmpl-1",
+        object="chat.completion.chunk",
+        created=1700000000,
+        model="gpt-4o-mini",
+        choices=choices,
+        usage=usage,
+    )
+
+
+@dataclass
+class AnthropicUsage:  # anthropic.types.Usage / MessageDeltaUsage
+    input_tokens: int | None
+    output_tokens: int
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+@dataclass
+class AnthropicMessage:  # anthropic.types.Message
+    usage: AnthropicUsage
+    id: str = "msg_1"
+    type: str = "message"
+    role: str = "assistant"
+    content: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class MessageStart:  # anthropic.types.RawMessageStartEvent
+    message: AnthropicMessage
+    type: str = "message_start"
+
+
+@dataclass
+class ContentDelta:  # anthropic.types.RawContentBlockDeltaEvent
+    delta: Any
+    index: int = 0
+    type: str = "content_block_delta"
+
+
+@dataclass
+class MessageDelta:  # anthropic.types.RawMessageDeltaEvent
+    usage: AnthropicUsage
+    delta: Any = None
+    type: str = "message_delta"
+
+
+@dataclass
+class MessageStop:
+    type: str = "message_stop"
+
+
+# ------------------------------------------------------------- one result
+
+
+def test_openai_chat_completion_object():
+    assert extract_usage(openai_completion(12, 5)) == (12, 5)
+
+
+def test_openai_dict():
+    assert extract_usage({"usage": {"prompt_tokens": 12, "completion_tokens": 5}}) == (12, 5)
+
+
+def test_openai_responses_api_usage():
+    usage = ResponseUsage(
+        input_tokens=30,
+        output_tokens=9,
+        total_tokens=39,
+        input_tokens_details=InputTokensDetails.model_construct(cached_tokens=0),
+        output_tokens_details=OutputTokensDetails.model_construct(reasoning_tokens=0),
+    )
+    assert extract_usage(SimpleNamespace(id="resp_1", usage=usage)) == (30, 9)
+
+
+def test_anthropic_message_object_and_dict():
+    assert extract_usage(AnthropicMessage(AnthropicUsage(21, 8))) == (21, 8)
+    raw = {"id": "msg_1", "type": "message", "usage": {"input_tokens": 21, "output_tokens": 8}}
+    assert extract_usage(raw) == (21, 8)
+
+
+def test_langchain_ai_message():
+    message = AIMessage(
+        content="hi", usage_metadata={"input_tokens": 40, "output_tokens": 2, "total_tokens": 42}
+    )
+    assert extract_usage(message) == (40, 2)
+
+
+def test_langchain_usage_metadata_wins_over_provider_usage():
+    result = {
+        "usage_metadata": {"input_tokens": 1, "output_tokens": 2},
+        "usage": {"prompt_tokens": 100, "completion_tokens": 200},
+    }
+    assert extract_usage(result) == (1, 2)
+
+
+def test_the_usage_object_itself():
+    assert extract_usage(CompletionUsage(prompt_tokens=3, completion_tokens=4, total_tokens=7)) == (
+        3,
+        4,
+    )
+    assert extract_usage({"input_tokens": 5, "output_tokens": 6}) == (5, 6)
+
+
+def test_one_side_missing_counts_zero():
+    assert extract_usage({"usage": {"prompt_tokens": 9}}) == (9, 0)
+    assert extract_usage({"usage": {"output_tokens": 9, "input_tokens": None}}) == (0, 9)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        "plain text",
+        b"bytes",
+        42,
+        1.5,
+        [1, 2, 3],
+        {"answer": "no usage"},
+        {"usage": None},
+        {"usage": {"total_tokens": 10}},
+        AIMessage(content="no usage"),
+        SimpleNamespace(usage="not a usage"),
+    ],
+)
+def test_unknown_shapes_give_none(result):
+    assert extract_usage(result) is None
+
+
+def test_booleans_are_not_counts():
+    assert extract_usage({"usage": {"prompt_tokens": True, "completion_tokens": 3}}) == (0, 3)
+
+
+# ----------------------------------------------------------------- streams
+
+
+def test_openai_stream_usage_on_the_final_chunk():
+    chunks = [
+        openai_chunk("Hel"),
+        openai_chunk("lo"),
+        openai_chunk(None, CompletionUsage(prompt_tokens=17, completion_tokens=2, total_tokens=19)),
+    ]
+    assert extract_stream_usage(chunks) == (17, 2)
+
+
+def test_openai_stream_without_include_usage_is_unknown():
+    assert extract_stream_usage([openai_chunk("Hel"), openai_chunk("lo")]) is None
+
+
+def test_anthropic_stream_objects():
+    """Input on message_start (inside ``message``), running output totals on message_delta."""
+    events = [
+        MessageStart(AnthropicMessage(AnthropicUsage(25, 1))),
+        ContentDelta({"type": "text_delta", "text": "Hi"}),
+        MessageDelta(AnthropicUsage(None, 7)),
+        ContentDelta({"type": "text_delta", "text": " there"}),
+        MessageDelta(AnthropicUsage(None, 15)),  # cumulative, not a delta
+        MessageStop(),
+    ]
+    assert extract_stream_usage(events) == (25, 15)
+
+
+def test_anthropic_stream_raw_dicts():
+    events = [
+        {
+            "type": "message_start",
+            "message": {"id": "msg_1", "usage": {"input_tokens": 25, "output_tokens": 1}},
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"text": "Hi"}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 15},
+        },
+        {"type": "message_stop"},
+    ]
+    assert extract_stream_usage(events) == (25, 15)
+
+
+def test_anthropic_stream_with_cumulative_input_on_message_delta():
+    events = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}},
+        {"type": "message_delta", "usage": {"input_tokens": 12, "output_tokens": 30}},
+    ]
+    assert extract_stream_usage(events) == (12, 30)
+
+
+def test_langchain_chunk_deltas_are_summed():
+    chunks = [
+        AIMessageChunk(
+            content="", usage_metadata={"input_tokens": 25, "output_tokens": 1, "total_tokens": 26}
+        ),
+        AIMessageChunk(content="Hi"),
+        AIMessageChunk(
+            content=" there",
+            usage_metadata={"input_tokens": 0, "output_tokens": 14, "total_tokens": 14},
+        ),
+    ]
+    assert extract_stream_usage(chunks) == (25, 15)
+    merged = chunks[0] + chunks[1] + chunks[2]  # what LangChain itself makes of them
+    assert extract_usage(merged) == (25, 15)
+
+
+def test_stream_of_text_is_unknown():
+    assert extract_stream_usage(["Hel", "lo", None, b"!"]) is None
+    assert extract_stream_usage([]) is None
+
+
+def test_stream_with_one_side_only():
+    assert extract_stream_usage([{"usage": {"completion_tokens": 4}}]) == (0, 4)
