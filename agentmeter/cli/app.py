@@ -1,27 +1,106 @@
-"""The ``agentmeter`` command group; each subcommand lives in its own module."""
+"""The ``agentmeter`` command group; each subcommand lives in its own module.
+
+Errors, whatever raised them, end as one line on stderr and an exit code:
+0 ok, 1 server/API error, 2 usage error (bad flag, bad date, bad amount).
+``AGENTMETER_DEBUG=1`` shows the traceback of an unexpected error instead.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from .._version import __version__
+from .billing import billing
+from .common import (
+    EXIT_API,
+    EXIT_BROKEN_PIPE,
+    EXIT_USAGE,
+    fail,
+    secrets_of,
+    silence_stdout,
+    unexpected,
+)
+from .events import events
+from .meters import meter
+from .outbox import outbox
 from .projects import projects
+from .records import record
+from .report import report, stats
 from .serve import serve
 
 EXAMPLES = """
 \b
 Examples:
+  agentmeter report --since 7d --group-by user            # the default ledger file
+  agentmeter report --db sqlite:///ledger.db --granularity month --format csv -o usage.csv
+  agentmeter stats --timeframe "7 days" --base-url http://127.0.0.1:8787 --api-key $KEY
+  agentmeter events --user alice --limit 20
+  agentmeter record api --user alice --agent search --api-calls 3 --unit-price 0.002
+  agentmeter meter set --user alice --threshold 50
+  agentmeter billing create --since 2025-01-01 --until 2025-02-01
+  agentmeter outbox replay
   agentmeter serve --db sqlite:///ledger.db --port 8787
-  agentmeter projects create "Acme agents" --base-url http://127.0.0.1:8787 --api-key $ADMIN_KEY
-  agentmeter projects list --db sqlite:///ledger.db
+
+\b
+Every subcommand takes the connection flags after its name: --base-url and
+--api-key (a server), --project-id, or --db URL (an embedded ledger file);
+else AGENTMETER_BASE_URL, AGENTMETER_API_KEY, AGENTMETER_PROJECT_ID; else
+the embedded default ledger ~/.agentmeter/ledger.db.
+Exit codes: 0 ok, 1 server or API error, 2 usage error.
 """
 
 
-@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+class AgentMeterGroup(click.Group):
+    """A click group whose errors are one line on stderr, never a traceback."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            fail(f"{exc.format_message()}{hint}", EXIT_USAGE, secrets_of(None))
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code, secrets_of(None))
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:  # `agentmeter events | head`: the reader left
+            silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
+        except Exception as exc:  # the last line of defence against tracebacks
+            if os.environ.get("AGENTMETER_DEBUG"):
+                raise
+            fail(unexpected(exc), EXIT_API, secrets_of(None))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(
+    cls=AgentMeterGroup,
+    epilog=EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="agentmeter")
 def cli() -> None:
-    """Meter and bill AI-agent usage: run the server, manage projects."""
+    """Meter and bill AI-agent usage: reports, exports, meters, billing, the server."""
 
 
-cli.add_command(serve)
-cli.add_command(projects)
+for command in (report, stats, events, record, meter, billing, projects, outbox, serve):
+    cli.add_command(command)

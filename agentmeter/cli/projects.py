@@ -7,7 +7,14 @@ import click
 from .common import connection_options, handle_errors, make_client
 
 
-@click.group()
+@click.group(
+    epilog="""
+\b
+Examples:
+  agentmeter projects create "Acme agents" --base-url http://127.0.0.1:8787 --api-key $ADMIN_KEY
+  agentmeter projects list --db sqlite:///ledger.db
+"""
+)
 def projects() -> None:
     """Create and list projects."""
 

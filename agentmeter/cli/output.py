@@ -1,0 +1,295 @@
+"""Rendering shared by the subcommands: tables, CSV, JSON, progress bars.
+
+- Counts get thousands separators (``1,234,567``); money keeps every digit
+  of its Decimal (``1,234.0075``) and is never passed through a float. In a
+  table column the costs are padded with zeros to the same number of
+  decimal places, which lines up the points and changes no value.
+- CSV and JSON carry money as its plain decimal text (``1234.0075``), the
+  wire form, so they parse back to the exact value.
+- ``--output FILE`` is written to a temporary file next to it and renamed
+  when complete: a failed export never leaves half a file behind.
+- Progress bars go to stderr, and only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from .._json import format_time
+from ..pricing import money_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = ("table", "json", "csv")
+# Wide enough that a table written to a pipe or a file is never wrapped.
+_PIPE_WIDTH = 10_000
+
+
+def format_option(default: str = "table") -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=default,
+        show_default=True,
+        help="table for people; json or csv for programs and spreadsheets.",
+    )
+
+
+def output_option() -> Callable[[F], F]:
+    return click.option(
+        "--output",
+        "-o",
+        "output",
+        metavar="FILE",
+        type=click.Path(dir_okay=False, writable=False, path_type=Path),
+        help="Write to FILE instead of stdout (replaced only when complete).",
+    )
+
+
+# ------------------------------------------------------------- numbers
+
+
+def count_text(value: int) -> str:
+    return f"{value:,}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 event``, ``1,234 events``."""
+    return f"{count_text(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def money_display(value: Decimal) -> str:
+    """Exact, with thousands separators in the integer part: ``1,234.0075``."""
+    return format(value, ",f")
+
+
+def align_money(values: Sequence[Decimal]) -> list[str]:
+    """Display texts padded with trailing zeros to one number of decimal places."""
+    texts = [money_display(value) for value in values]
+    places = max((len(text.partition(".")[2]) for text in texts), default=0)
+    aligned = []
+    for text in texts:
+        whole, _, fraction = text.partition(".")
+        aligned.append(f"{whole}.{fraction.ljust(places, '0')}" if places else whole)
+    return aligned
+
+
+def now_text() -> str:
+    return format_time(datetime.now(timezone.utc))
+
+
+def time_text(moment: datetime) -> str:
+    return format_time(moment)
+
+
+def optional_time_text(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None
+
+
+def wire_value(value: Any) -> Any:
+    """A value as CSV/JSON carries it: money as plain decimal text."""
+    if isinstance(value, Decimal):
+        return money_text(value)
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+# ------------------------------------------------------------ consoles
+
+
+def stdout_console(file: IO[str] | None = None) -> Console:
+    """A console for the result: the terminal's width there, unwrapped elsewhere."""
+    if file is None:
+        terminal = Console(highlight=False)
+        if terminal.is_terminal:
+            return terminal
+    return Console(file=file, highlight=False, width=_PIPE_WIDTH, color_system=None)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    """A progress bar on stderr, drawn only when stderr is a terminal."""
+    console = console or stderr_console()
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+# -------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: its header, and whether it holds numbers (right-aligned)."""
+
+    header: str
+    numeric: bool = False
+
+
+class TextTable:
+    """Rows of text in aligned columns, drawn like rich's SIMPLE_HEAVY box.
+
+    Written line by line (no measuring or wrapping per cell), so a table of
+    tens of thousands of rows prints in well under a second; a cell is never
+    cut, so no digit of a cost is ever hidden.
+    """
+
+    def __init__(self, columns: Sequence[Column], title: str | None = None) -> None:
+        self.columns = list(columns)
+        self.title = title
+        self.rows: list[list[str]] = []
+        self.total: list[str] | None = None
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(list(cells))
+
+    def set_total(self, *cells: str) -> None:
+        self.total = list(cells)
+
+    def _widths(self) -> list[int]:
+        widths = [len(column.header) for column in self.columns]
+        for row in [*self.rows, *([self.total] if self.total else [])]:
+            widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+        return widths
+
+    def _line(self, cells: Sequence[str], widths: Sequence[int]) -> str:
+        parts = [
+            cell.rjust(width) if column.numeric else cell.ljust(width)
+            for column, cell, width in zip(self.columns, cells, widths, strict=True)
+        ]
+        return ("  " + "   ".join(parts)).rstrip()
+
+    def lines(self) -> Iterator[tuple[str, str | None]]:
+        """``(text, rich style)`` for each line."""
+        widths = self._widths()
+        rule_width = sum(widths) + 3 * (len(widths) - 1) + 2
+        if self.title:
+            yield self.title, "italic"
+            yield "", None
+        yield self._line([column.header for column in self.columns], widths), "bold"
+        yield " " + "━" * rule_width, None
+        for row in self.rows:
+            yield self._line(row, widths), None
+        if self.total is not None:
+            yield " " + "─" * rule_width, None
+            yield self._line(self.total, widths), "bold"
+
+
+def key_value_table(pairs: Sequence[tuple[str, str]], title: str | None = None) -> Table:
+    table = Table(
+        title=title,
+        box=box.SIMPLE,
+        show_header=False,
+        title_justify="left",
+        min_width=len(title) if title else None,
+    )
+    table.add_column("field", style="bold")
+    table.add_column("value", justify="right", overflow="fold")
+    for key, value in pairs:
+        table.add_row(key, value)
+    return table
+
+
+# ------------------------------------------------------------ writing
+
+
+@contextlib.contextmanager
+def destination(output: Path | None, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """stdout, or a temporary file renamed to ``output`` once complete."""
+    if output is None:
+        yield sys.stdout
+        return
+    folder = output.resolve().parent
+    try:
+        handle, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write {output}: {exc.strerror or exc}", param_hint="'--output'"
+        ) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
+            yield stream
+        os.replace(temp_name, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+
+
+def print_table(table: TextTable | Table, output: Path | None, footer: Sequence[str] = ()) -> None:
+    with destination(output) as stream:
+        console = stdout_console(stream if output is not None else None)
+        if isinstance(table, Table):
+            console.print(table)
+        elif console.is_terminal:
+            for text, style in table.lines():
+                console.print(text, style=style, markup=False, soft_wrap=True)
+        else:
+            out = console.file
+            for text, _ in table.lines():
+                out.write(text + "\n")
+        if footer and not isinstance(table, Table):
+            console.print()
+        for line in footer:
+            console.print(line, markup=False, soft_wrap=True)
+
+
+def csv_writer(stream: IO[str]) -> Any:
+    """RFC 4180 quoting, one record per line (``\\n``)."""
+    return csv.writer(stream, lineterminator="\n")
+
+
+def write_csv(output: Path | None, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    with destination(output, newline="") as stream:
+        writer = csv_writer(stream)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([wire_value(value) for value in row])
+
+
+def dump_json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, default=wire_value)
+
+
+def write_json(output: Path | None, document: Any) -> None:
+    with destination(output) as stream:
+        stream.write(dump_json(document))
+        stream.write("\n")

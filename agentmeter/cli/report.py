@@ -1,0 +1,293 @@
+"""``agentmeter report`` and ``agentmeter stats``: usage and cost, summed in the ledger.
+
+The report is aggregated by the ledger in SQL (one row per period and
+group); this module only adds the exact Decimal totals and renders. Times
+are UTC; ``--until`` is exclusive (``since <= time < until``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..client import AgentMeterClient
+from ..models import ReportRow
+from ..pricing import MONEY_CONTEXT, ZERO, money_text
+from ..wire import GROUP_COLUMNS
+from .common import project_of, reads_client
+from .output import (
+    Column,
+    TextTable,
+    align_money,
+    count_text,
+    format_option,
+    key_value_table,
+    money_display,
+    now_text,
+    optional_time_text,
+    output_option,
+    plural,
+    print_table,
+    time_text,
+    write_csv,
+    write_json,
+)
+from .params import MOMENT, TIME_HELP, check_range
+
+METRICS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
+_HEADERS = {
+    "period": "Period",
+    "user_id": "User",
+    "agent_id": "Agent",
+    "payment_type": "Payment type",
+    "model": "Model",
+    "events": "Events",
+    "api_calls": "API calls",
+    "tokens_in": "Tokens in",
+    "tokens_out": "Tokens out",
+    "cost": "Cost",
+}
+_NONE = "-"
+
+REPORT_EXAMPLES = """
+\b
+Examples:
+  agentmeter report --db sqlite:///ledger.db
+  agentmeter report --since 7d --group-by user
+  agentmeter report --granularity month --group-by agent --group-by model --since 3m
+  agentmeter report --since 2025-01-01 --until 2025-04-01 --format csv -o q1.csv
+  agentmeter report --user alice --since 24h --granularity hour --format json
+  agentmeter report --base-url https://meter.example.com --api-key $KEY --project-id proj_1
+
+\b
+--since/--until take a date (2025-01-31, midnight UTC), an RFC 3339 time
+(2025-01-31T12:00:00Z; no offset means UTC), or a time before now: 24h,
+7d, 2w, 3m (3 calendar months). --until is exclusive.
+"""
+
+
+@dataclass
+class Totals:
+    """Exact sums over report rows."""
+
+    events: int = 0
+    api_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: Decimal = ZERO
+
+    @classmethod
+    def of(cls, rows: Sequence[ReportRow]) -> Totals:
+        totals = cls()
+        for row in rows:
+            totals.events += row.events
+            totals.api_calls += row.api_calls
+            totals.tokens_in += row.tokens_in
+            totals.tokens_out += row.tokens_out
+            totals.cost = MONEY_CONTEXT.add(totals.cost, row.cost)
+        return totals
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "api_calls": self.api_calls,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost": money_text(self.cost),
+        }
+
+
+@dataclass
+class UserSummary:
+    """How many users had events, and who cost the most."""
+
+    costs: dict[str, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rows: Sequence[ReportRow]) -> UserSummary:
+        summary = cls()
+        for row in rows:
+            user = row.user_id or ""
+            summary.costs[user] = MONEY_CONTEXT.add(summary.costs.get(user, ZERO), row.cost)
+        return summary
+
+    def top(self) -> tuple[str, Decimal] | None:
+        if not self.costs:
+            return None
+        return min(self.costs.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _row_values(row: ReportRow, keys: Sequence[str]) -> list[Any]:
+    return [row.period, *(getattr(row, key) for key in keys), *(getattr(row, m) for m in METRICS)]
+
+
+def _row_dict(row: ReportRow, keys: Sequence[str]) -> dict[str, Any]:
+    names = ["period", *keys, *METRICS]
+    values = _row_values(row, keys)
+    return {
+        name: money_text(value) if name == "cost" else value
+        for name, value in zip(names, values, strict=True)
+    }
+
+
+@click.command(epilog=REPORT_EXAMPLES)
+@click.option(
+    "--granularity",
+    type=click.Choice(["hour", "day", "month"]),
+    default="day",
+    show_default=True,
+    help="One row per hour, day or month (UTC).",
+)
+@click.option(
+    "--group-by",
+    "group_by",
+    type=click.Choice(list(GROUP_COLUMNS)),
+    multiple=True,
+    help="Split each period by user, agent, payment_type or model (repeatable).",
+)
+@click.option("--since", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}.")
+@click.option("--until", type=MOMENT, help="End, exclusive (same forms as --since).")
+@click.option("--user", "user_id", metavar="USER", help="Only this user's events.")
+@click.option("--agent", "agent_id", metavar="AGENT", help="Only this agent's events.")
+@format_option()
+@output_option()
+@reads_client
+def report(
+    client: AgentMeterClient,
+    granularity: str,
+    group_by: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    user_id: str | None,
+    agent_id: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Usage and cost per period and group, with exact totals.
+
+    The table ends with a totals row and a summary (events, users, the top
+    user by cost); CSV has one row per period and group and no totals; JSON
+    has the query, the rows and the totals.
+    """
+    check_range(since, until)
+    groups = list(dict.fromkeys(group_by))
+    keys = [GROUP_COLUMNS[group] for group in groups]
+    filters: dict[str, Any] = {
+        "start_date": since,
+        "end_date": until,
+        "user_id": user_id,
+        "agent_id": agent_id,
+    }
+    rows = client.get_report(granularity=granularity, group_by=groups, **filters)
+    totals = Totals.of(rows)
+    if fmt == "csv":
+        write_csv(output, ["period", *keys, *METRICS], [_row_values(row, keys) for row in rows])
+        return
+    query = {
+        "project_id": project_of(client),
+        "granularity": granularity,
+        "group_by": groups,
+        "since": optional_time_text(since),
+        "until": optional_time_text(until),
+        "user_id": user_id,
+        "agent_id": agent_id,
+    }
+    if fmt == "json":
+        document = {
+            "generated_at": now_text(),
+            "query": query,
+            "rows": [_row_dict(row, keys) for row in rows],
+            "totals": totals.as_dict(),
+        }
+        write_json(output, document)
+        return
+    if "user_id" in keys:
+        users = UserSummary.of(rows)
+    else:  # one more aggregate: the users of the same events, by month
+        users = UserSummary.of(client.get_report(granularity="month", group_by=["user"], **filters))
+    table = _report_table(rows, keys, totals, query)
+    print_table(table, output, footer=_summary_lines(totals, users, since, until))
+
+
+def _report_table(
+    rows: Sequence[ReportRow], keys: Sequence[str], totals: Totals, query: dict[str, Any]
+) -> TextTable:
+    title = f"Usage by {query['granularity']}, project {query['project_id']}"
+    columns = [Column(_HEADERS["period"]), *(Column(_HEADERS[key]) for key in keys)]
+    columns += [Column(_HEADERS[metric], numeric=True) for metric in METRICS]
+    table = TextTable(columns, title=title)
+    costs = align_money([row.cost for row in rows] + [totals.cost])
+    for index, row in enumerate(rows):
+        groups = [
+            str(getattr(row, key)) if getattr(row, key) is not None else _NONE for key in keys
+        ]
+        counts = [count_text(getattr(row, metric)) for metric in METRICS[:-1]]
+        table.add_row(row.period, *groups, *counts, costs[index])
+    total_counts = [count_text(getattr(totals, metric)) for metric in METRICS[:-1]]
+    table.set_total("Total", *([""] * len(keys)), *total_counts, costs[-1])
+    return table
+
+
+def _summary_lines(
+    totals: Totals, users: UserSummary, since: datetime | None, until: datetime | None
+) -> list[str]:
+    start = time_text(since) if since is not None else "the first event"
+    end = f"before {time_text(until)}" if until is not None else "now"
+    people = len(users.costs)
+    line = f"{plural(totals.events, 'event')} from {plural(people, 'user')}"
+    line += f", cost {money_display(totals.cost)}"
+    top = users.top()
+    if top is not None and totals.events:
+        line += f"; top user by cost: {top[0]} ({money_display(top[1])})"
+    return [line, f"Times in UTC, from {start} to {end}."]
+
+
+STATS_EXAMPLES = """
+\b
+Examples:
+  agentmeter stats --db sqlite:///ledger.db
+  agentmeter stats --timeframe "7 days"
+  agentmeter stats --timeframe all --format json
+"""
+
+
+@click.command(epilog=STATS_EXAMPLES)
+@click.option(
+    "--timeframe",
+    default="30 days",
+    show_default=True,
+    help='"1 hour", "24 hours", "7 days", "30 days", "all", or "N hours" / "N days".',
+)
+@format_option()
+@output_option()
+@reads_client
+def stats(client: AgentMeterClient, timeframe: str, fmt: str, output: Path | None) -> None:
+    """Totals over a recent timeframe: events, API calls, tokens, cost."""
+    result = client.get_meter_stats(timeframe=timeframe)
+    values: dict[str, Any] = {
+        "timeframe": result.timeframe,
+        "events": result.total_events,
+        "api_calls": result.total_api_calls,
+        "tokens_in": result.total_tokens_in,
+        "tokens_out": result.total_tokens_out,
+        "cost": result.total_cost,
+    }
+    if fmt == "csv":
+        write_csv(output, list(values), [list(values.values())])
+    elif fmt == "json":
+        document = {"generated_at": now_text(), "project_id": project_of(client), **values}
+        write_json(output, document)
+    else:
+        pairs = [("Timeframe", result.timeframe)]
+        pairs += [(_HEADERS[m], count_text(values[m])) for m in METRICS[:-1]]
+        pairs.append(("Cost", money_display(result.total_cost)))
+        title = f"Project {project_of(client)}, last {result.timeframe}"
+        if result.timeframe == "all":
+            title = f"Project {project_of(client)}, all time"
+        print_table(key_value_table(pairs, title=title), output)
