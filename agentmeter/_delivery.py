@@ -4,9 +4,12 @@ Each batch goes to the server under the client's retry policy. When a batch
 cannot be delivered the server is taken to be *down*: new batches go
 straight to the outbox (memory stays flat however long the outage lasts)
 and the worker probes by replaying the outbox's oldest rows, with growing
-pauses. Whenever the outbox holds rows (from an outage, a full queue, a
-previous run, or ``durable=True``) and the server is up, the worker replays
-them between live batches until the outbox is empty.
+pauses. Without an outbox, undelivered events go back to the head of the
+queue (callers then wait for room, see ``on_full``) and the next batch,
+after the same growing pauses, is the probe. Whenever the outbox holds rows
+(from an outage, a full queue, a previous run, or ``durable=True``) and the
+server is up, the worker replays them between live batches until the outbox
+is empty.
 
 Events keep their ids through every attempt and replay; the server stores
 each id once. An event the server rejects as invalid is final: counted,
@@ -33,7 +36,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agentmeter")
 ErrorCallback = Callable[[WireEvent, ErrorInfo], None]
-_SPLIT_STATUSES = frozenset({400, 413, 422})  # the batch as a whole was refused
+# The batch as a whole was refused for what some of its events hold (malformed,
+# too large, invalid, or a project the key may not write: 403). All final
+# (WIRE.md), so the batch is halved until the offending events are found.
+_SPLIT_STATUSES = frozenset({400, 403, 413, 422})
 _MAX_REPLAY_PAUSE = 60.0
 
 
@@ -103,6 +109,8 @@ class Deliverer:
         self.inflight: list[WireEvent] = []
         self.server_down = False
         self.outbox_dirty = False  # the outbox may hold rows to replay
+        self._dirty_lock = threading.Lock()
+        self._dirty_marks = 0  # how often rows were put in the outbox (see mark_dirty)
         self._replay_pause = replay_interval
         self._next_replay = 0.0
 
@@ -122,6 +130,12 @@ class Deliverer:
                 self.stop.wait(1.0)
 
     def _round(self) -> None:
+        if self.server_down and self.outbox is None:
+            # No outbox: the undelivered events wait at the head of the queue,
+            # and the next batch is the probe, after a growing pause.
+            self._pause_while_down()
+            if self.stop.is_set():
+                return
         batch = self.queue.take(self.queue.batch_size, self._wait())
         if batch:
             self._handle(batch)
@@ -135,6 +149,14 @@ class Deliverer:
             return 0.0  # keep replaying between live batches
         return max(0.0, min(self.flush_interval, self._next_replay - time.monotonic()))
 
+    def _pause_while_down(self) -> None:
+        while not self.stop.is_set() and not self.replay_now.is_set():
+            remaining = self._next_replay - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stop.wait(min(remaining, 0.05))
+        self.replay_now.clear()
+
     def _replay_due(self) -> bool:
         if self.replay_now.is_set():
             self.replay_now.clear()
@@ -145,26 +167,38 @@ class Deliverer:
         self.inflight = batch
         for event in batch:
             finalize(event)
-        if self.server_down:
+        held = 0  # events put back in the queue (no outbox): not settled yet
+        if self.server_down and self.outbox is not None:
             self._spill(batch)
         else:
             leftover = self.deliver(batch)
             if leftover:
-                self._spill(leftover)
+                if self.outbox is not None:
+                    self._spill(leftover)
+                else:  # nowhere safer than memory: keep them, and try again later
+                    self.queue.push_front(leftover)
+                    held = len(leftover)
                 self._mark_down()
+            elif self.outbox is None:
+                self.server_down = False  # the probe went through
             if self.durable and self.outbox is not None:
                 kept = {event["id"] for event in leftover}
                 self.outbox.ack([e["id"] for e in batch if e["id"] not in kept])
         self.inflight = []
-        self.counters.add(settled=len(batch))
+        self.counters.add(settled=len(batch) - held)
 
     def _spill(self, events: list[WireEvent]) -> None:
-        if self.outbox is None:
-            return
+        assert self.outbox is not None
         if not self.durable:  # durable events are in the outbox already
             self.outbox.put(events)
-        self.outbox_dirty = True
+        self.mark_dirty()
         self.counters.add(spilled=len(events))
+
+    def mark_dirty(self) -> None:
+        """Rows were just put in the outbox (by any thread): replay them."""
+        with self._dirty_lock:
+            self._dirty_marks += 1
+            self.outbox_dirty = True
 
     def _mark_down(self) -> None:
         if not self.server_down:
@@ -176,12 +210,23 @@ class Deliverer:
 
     def _replay(self) -> None:
         assert self.outbox is not None
+        marks = self._dirty_marks
         rows = self.outbox.claim(self.queue.batch_size)
         if not rows:
-            self.outbox_dirty = False
+            with self._dirty_lock:
+                # Clean only if no one put rows since before the claim: a spill
+                # that committed after the claim looked must not be forgotten.
+                if self._dirty_marks == marks:
+                    self.outbox_dirty = False
             self.counters.add()  # wake flush() waiters
             return
-        leftover = self.deliver(rows)
+        try:
+            leftover = self.deliver(rows)
+        except BaseException:
+            # Shutdown, or a bug: give the rows back now; left claimed by this
+            # live process they would sit out the whole lease.
+            self.outbox.release([event["id"] for event in rows])
+            raise
         kept = {event["id"] for event in leftover}
         self.outbox.ack([e["id"] for e in rows if e["id"] not in kept])
         self.outbox.release(list(kept))

@@ -17,11 +17,23 @@ from typing import Any
 
 logger = logging.getLogger("agentmeter")
 _trackers: weakref.WeakSet[Any] = weakref.WeakSet()
+# Trackers whose worker runs, held strongly until closed: a tracker the
+# application no longer references must still be flushed at exit, or the
+# events in its queue would die with the daemon worker.
+_running: set[Any] = set()
 _fork_resettable: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def register_tracker(tracker: Any) -> None:
     _trackers.add(tracker)
+
+
+def hold_until_closed(tracker: Any) -> None:
+    _running.add(tracker)
+
+
+def release_closed(tracker: Any) -> None:
+    _running.discard(tracker)
 
 
 def register_fork_reset(resource: Any) -> None:

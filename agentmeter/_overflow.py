@@ -71,19 +71,21 @@ class OverflowMixin:
         chunk = [finalize(queued) for queued in oldest] + [finalize(event)]
         if not self.durable:
             self.outbox.put(chunk)
-        self._counters.add(spilled=len(chunk), settled=len(oldest), direct=1)
+        # Dirty before counted: flush() must never see these settled and the
+        # outbox clean at once while they wait in the outbox.
         self._mark_outbox_dirty()
+        self._counters.add(spilled=len(chunk), settled=len(oldest), direct=1)
 
     def _mark_outbox_dirty(self) -> None:
         if self._deliverer is not None:
-            self._deliverer.outbox_dirty = True
+            self._deliverer.mark_dirty()
 
     def _spill_now(self, event: WireEvent) -> None:
         assert self.outbox is not None
         if not self.durable:
             self.outbox.put([finalize(event)])
-        self._counters.add(spilled=1, direct=1)
         self._mark_outbox_dirty()
+        self._counters.add(spilled=1, direct=1)
 
     def _after_close(self, event: WireEvent) -> str:
         logger.warning("agentmeter tracker is closed; event %s goes to the outbox", event["id"])

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from datetime import datetime
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._build import WireEvent, api_request_event, finalize, instant_event, token_event
 from ._delivery import Counters, Deliverer, ErrorCallback, TrackerStats
-from ._lifecycle import register_tracker
+from ._lifecycle import hold_until_closed, register_tracker, release_closed
 from ._overflow import AsyncTrackingMixin, OverflowMixin
 from ._queue import EventQueue
 from .errors import AgentMeterConfigurationError
@@ -94,6 +95,7 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         self.outbox = outbox_for(client) if outbox is _DEFAULT else _as_outbox(outbox)
         if durable and self.outbox is None:
             raise AgentMeterConfigurationError("durable=True needs an outbox")
+        self.outbox = _usable(self.outbox, durable)
         self.durable = durable
         self.on_full = on_full
         self.on_error = on_error
@@ -242,6 +244,7 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
             )
             thread.start()
             self._thread = thread
+            hold_until_closed(self)  # so atexit still finds it if the app drops it
 
     def start(self) -> None:
         """Start the worker now (it starts by itself on the first event); replays the outbox."""
@@ -271,6 +274,9 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
                 counters.lock.wait(min(remaining, 0.05))
                 if deliverer.outbox_dirty:
                     deliverer.replay_now.set()
+                # The worker spends a wake on one batch: ask again until the
+                # last (partial) batch is taken, or it waits a flush_interval.
+                if len(self._queue):
                     self._queue.wake()
         return True
 
@@ -279,10 +285,12 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         if self._closed:
             return
         self._closed = True
+        release_closed(self)
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         if self._thread is not None:
-            self.flush(max(0.0, deadline - time.monotonic()))
             assert self._deliverer is not None
+            if not self._deliverer.server_down:  # else waiting only delays the exit
+                self.flush(max(0.0, deadline - time.monotonic()))
             self._deliverer.stop.set()
             self._queue.wake()
             self._thread.join(max(0.05, deadline - time.monotonic()))
@@ -324,6 +332,29 @@ def _as_outbox(outbox: str | Path | Outbox | None) -> Outbox | None:
     if outbox is None or isinstance(outbox, Outbox):
         return outbox
     return Outbox(outbox)
+
+
+def _usable(outbox: Outbox | None, durable: bool) -> Outbox | None:
+    """Open the outbox now, so that an unwritable one (a read-only home in a
+    container or a serverless function) is found here, not by raising out of a
+    track call later; without durable=True the tracker then goes on without one."""
+    if outbox is None:
+        return None
+    try:
+        outbox.pending()
+    except (OSError, sqlite3.Error) as exc:
+        if durable:
+            raise AgentMeterConfigurationError(
+                f"durable=True needs a writable outbox; {outbox} cannot be used: {exc}"
+            ) from None
+        logger.warning(
+            "agentmeter: %s cannot be used (%s); going on without an outbox "
+            "(a full queue makes callers wait up to block_timeout)",
+            outbox,
+            exc,
+        )
+        return None
+    return outbox
 
 
 def _check_settings(

@@ -39,8 +39,9 @@ def client_process(
     """Track ``count`` events (+ resends); return (distinct events, resends, start, end)."""
     transport = FailoverTransport(urls, key, timeout=30.0)
     client = AgentMeterClient(transport=transport, project_id=project_id, agent_id="bench")
-    tracker = AgentMeterTracker(client, outbox=outbox, batch_size=1000, flush_interval=0.1,
-                                max_queue_size=50_000)
+    tracker = AgentMeterTracker(
+        client, outbox=outbox, batch_size=1000, flush_interval=0.1, max_queue_size=50_000
+    )
     resends = 0
     started = time.time()  # after the process has started and imported everything
     for index in range(count):
@@ -104,12 +105,16 @@ def main() -> None:
             (cluster.create_database("one"), 1),
             (f"sqlite:///{workdir}/ledger.db", 1),
         ]
-        print(f"{'servers':>7} {'database':>10} {'events':>8} {'resends':>7} "
-              f"{'seconds':>8} {'events/s':>9}")
+        print(
+            f"{'servers':>7} {'database':>10} {'events':>8} {'resends':>7} "
+            f"{'seconds':>8} {'events/s':>9}"
+        )
         for db_url, servers in runs:
             result = run(db_url, servers, arguments.clients, arguments.events, workdir)
-            print(f"{result['servers']:>7} {result['database']:>10} {result['events']:>8} "
-                  f"{result['resends']:>7} {result['seconds']:>8} {result['events_per_s']:>9}")
+            print(
+                f"{result['servers']:>7} {result['database']:>10} {result['events']:>8} "
+                f"{result['resends']:>7} {result['seconds']:>8} {result['events_per_s']:>9}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""Events the real server refuses: final, handed to on_error once, never retried,
+and never in the way of the events it accepts."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+
+def test_an_id_taken_by_another_project_is_rejected_once(
+    live_server, admin, project, make_tracker, kit
+):
+    other = admin.create_project(f"other {uuid.uuid4().hex[:6]}")
+    taken = f"taken-{uuid.uuid4().hex}"
+    assert other.api_key is not None
+    with live_server.client(other.api_key.get_secret_value(), project_id=other.id) as owner:
+        event = {**owner.build_instant_pay("1", user_id="x").to_dict(), "id": taken}
+        assert owner.send_batch([event]).accepted == 1
+    errors = []
+    client = kit.fault_client(project, live_server.url)
+    tracker = make_tracker(client, on_error=lambda event, error: errors.append((event, error)))
+    good = [tracker.track_instant_pay("0.25", user_id="good") for _ in range(20)]
+    bad = tracker.track_instant_pay("0.25", user_id="good", event_id=taken)
+    good += [tracker.track_instant_pay("0.25", user_id="good") for _ in range(20)]
+    assert tracker.flush(timeout=30)
+    assert [event["id"] for event, _ in errors] == [bad]
+    assert errors[0][1].code == "conflict"
+    stats = tracker.stats()
+    assert (stats.sent, stats.failed, stats.outbox_pending) == (40, 1, 0)
+    assert project.direct.get_user_meter("good").current_usage == Decimal("0.25") * 40
+    assert tracker.flush(timeout=30)  # nothing left to send: the rejection was final
+
+
+def test_an_event_for_a_project_the_key_cannot_write_does_not_stall_the_rest(
+    live_server, admin, project, make_tracker, kit
+):
+    """Regression: the server refuses a whole batch with 403 when one event names a
+    project the key may not write. That batch went to the outbox, the tracker took
+    the server to be down, and the poisoned row, replayed first, kept it "down":
+    nothing more was ever delivered. 403 is final (WIRE.md), so the batch is now
+    split like a 422 until the offending events are found and rejected."""
+    other = admin.create_project(f"other {uuid.uuid4().hex[:6]}")
+    errors = []
+    client = kit.fault_client(project, live_server.url)
+    tracker = make_tracker(
+        client, batch_size=50, on_error=lambda event, error: errors.append((event, error))
+    )
+    good = [tracker.track_api_request_pay(1, "0.01", "good") for _ in range(60)]
+    bad = [tracker.track_api_request_pay(1, "0.01", "good", project_id=other.id) for _ in range(2)]
+    good += [tracker.track_api_request_pay(1, "0.01", "good") for _ in range(60)]
+    assert tracker.flush(timeout=30), tracker.stats()
+    assert sorted(event["id"] for event, _ in errors) == sorted(bad)
+    stats = tracker.stats()
+    assert (stats.sent, stats.failed, stats.outbox_pending) == (len(good), 2, 0)
+    assert project.direct.get_meter_stats(timeframe="all").total_events == len(good)
+    later = tracker.track_api_request_pay(1, "0.01", "good")
+    assert tracker.flush(timeout=30)
+    assert later  # delivery goes on
+    assert project.direct.get_meter_stats(timeframe="all").total_events == len(good) + 1
