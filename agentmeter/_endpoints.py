@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import AgentMeterConfig
-from .errors import AgentMeterValidationError
+from .errors import AgentMeterValidationError, NotFoundError
 from .models import (
     BillingRecord,
     BillingStatus,
@@ -155,9 +155,17 @@ class QueryEndpointsMixin(_ClientCore):
     def get_user_meter(
         self, user_id: str | None = None, project_id: str | None = None
     ) -> UserMeter:
-        """The user's usage and threshold (``threshold_amount`` is None when never set)."""
+        """The user's usage and threshold (``threshold_amount`` is None when never set).
+
+        A user never charged nor given a budget has a zero meter (the server
+        answers 404 for it; this method turns that into the zero meter).
+        """
         key = MeterKey(project_id=self._project(project_id), user_id=self._user(user_id))
-        return UserMeter.from_dict(self._request("GET", "/api/meter/usage", params=key.to_params()))
+        try:
+            answer = self._request("GET", "/api/meter/usage", params=key.to_params())
+        except NotFoundError:
+            return UserMeter(project_id=key.project_id, user_id=key.user_id)
+        return UserMeter.from_dict(answer)
 
     def set_user_meter(
         self,

@@ -28,6 +28,8 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     computed_field,
+    field_serializer,
+    model_validator,
 )
 from typing_extensions import Self
 
@@ -42,7 +44,7 @@ from ._types import (
     validation_error_from,
 )
 from .ids import new_event_id
-from .pricing import MONEY_CONTEXT, ZERO, api_request_cost, token_cost
+from .pricing import MONEY_CONTEXT, ZERO, api_request_cost, money_text, token_cost
 
 
 class PaymentType(str, Enum):
@@ -248,7 +250,11 @@ class BatchResult(AgentMeterModel):
 
 
 class UserMeter(AgentMeterModel):
-    """A user's running usage and budget (``threshold_amount``; None when unset)."""
+    """A user's running usage and budget (``threshold_amount``; None when unset).
+
+    On the wire an unset threshold is ``"threshold_amount": "0"`` with
+    ``"threshold_set": false``: AgentMeter 0.2 clients need a number there.
+    """
 
     project_id: str
     user_id: str
@@ -256,6 +262,23 @@ class UserMeter(AgentMeterModel):
     current_usage: MoneyTotal = ZERO
     last_reset_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_threshold(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("threshold_set") is False:
+            return {**data, "threshold_amount": None}
+        return data
+
+    @field_serializer("threshold_amount", when_used="json")
+    def _threshold_on_the_wire(self, value: Decimal | None) -> str:
+        return "0" if value is None else money_text(value)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def threshold_set(self) -> bool:
+        """Whether a budget was set (False: ``threshold_amount`` is None)."""
+        return self.threshold_amount is not None
 
     @property
     def remaining_budget(self) -> Decimal | None:

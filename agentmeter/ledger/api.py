@@ -8,14 +8,15 @@ JSON answers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
+
 from .._version import __version__
 from ..errors import AgentMeterValidationError
-from ..models import AgentMeterModel, MeterEvent, parse_event
+from ..models import AgentMeterModel, AnyEvent, MeterEvent, parse_event
 from ..wire import (
     BillingCreateBody,
     BillingListQuery,
@@ -30,7 +31,8 @@ from ..wire import (
     StatsQuery,
 )
 from . import Ledger
-from .errors import WireError, conflict, forbidden
+from .errors import WireError, conflict, forbidden, not_found
+from .events import metadata_text
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_METADATA_BYTES = 16 * 1024
@@ -83,7 +85,8 @@ def parse(model: Callable[..., M], data: Any) -> M:
         raise WireError.from_validation(exc) from None
 
 
-def parse_wire_event(data: Any) -> MeterEvent:
+def parse_wire_event(data: Any) -> tuple[MeterEvent, str]:
+    """A valid event and its metadata as the JSON it is stored as (or WireError)."""
     if not isinstance(data, Mapping):
         raise WireError(422, "validation_error", "an event must be a JSON object")
     if not data.get("id"):
@@ -98,7 +101,8 @@ def parse_wire_event(data: Any) -> MeterEvent:
         event = parse_event(data)
     except AgentMeterValidationError as exc:
         raise WireError.from_validation(exc) from None
-    size = len(json.dumps(event.metadata, separators=(",", ":"), default=str))
+    metadata = metadata_text(event.metadata)
+    size = len(metadata)  # json.dumps escapes non-ASCII: characters are bytes
     if size > MAX_METADATA_BYTES:
         raise WireError(
             422,
@@ -106,7 +110,7 @@ def parse_wire_event(data: Any) -> MeterEvent:
             f"metadata: {size} bytes is more than the limit of {MAX_METADATA_BYTES}",
             [{"field": "metadata", "message": "too large"}],
         )
-    return event
+    return event, metadata
 
 
 class LedgerAPI:
@@ -121,9 +125,9 @@ class LedgerAPI:
     def record_event(self, who: Principal, body: Any) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise WireError(400, "bad_request", "the body must be a JSON object")
-        event = parse_wire_event(body)
+        event, metadata = parse_wire_event(body)
         who.check_project(event.project_id)
-        stored = self.ledger.record_events([event])[0]
+        stored = self.ledger.record_events([event], [metadata])[0]
         if stored.project_id != event.project_id:
             raise conflict(f"event id {event.id!r} is already used by another project")
         return {
@@ -150,23 +154,27 @@ class LedgerAPI:
                 "too_many_events",
                 f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}",
             )
-        valid: list[tuple[int, MeterEvent]] = []
+        valid = _parse_valid_batch(items)
         rejected: list[dict[str, Any]] = []
-        for index, item in enumerate(items):
-            try:
-                valid.append((index, parse_wire_event(item)))
-            except WireError as exc:
-                rejected.append(_rejection(index, item, exc))
-        for _, event in valid:
+        if valid is None:  # some event is invalid: find which, one by one
+            valid = []
+            for index, item in enumerate(items):
+                try:
+                    valid.append((index, *parse_wire_event(item)))
+                except WireError as exc:
+                    rejected.append(_rejection(index, item, exc))
+        for _, event, _ in valid:
             who.check_project(event.project_id)
         return self._store_batch(valid, rejected)
 
     def _store_batch(
-        self, valid: list[tuple[int, MeterEvent]], rejected: list[dict[str, Any]]
+        self, valid: list[tuple[int, MeterEvent, str]], rejected: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        stored = self.ledger.record_events([event for _, event in valid])
+        stored = self.ledger.record_events(
+            [event for _, event, _ in valid], [metadata for _, _, metadata in valid]
+        )
         accepted = duplicates = 0
-        for (index, event), outcome in zip(valid, stored, strict=True):
+        for (index, event, _), outcome in zip(valid, stored, strict=True):
             if outcome.project_id != event.project_id:
                 error = conflict(f"event id {event.id!r} is already used by another project")
                 rejected.append(_rejection(index, {"id": event.id}, error))
@@ -193,7 +201,10 @@ class LedgerAPI:
 
     def get_meter(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
         key = parse(MeterKey, self._scoped(who, params))
-        return self.ledger.get_meter(key.project_id, key.user_id).to_dict()
+        meter = self.ledger.get_meter(key.project_id, key.user_id)
+        if meter is None:  # 404 rather than nulls an AgentMeter 0.2 client cannot read
+            raise not_found(f"meter of user {key.user_id!r} (nothing charged or set yet)")
+        return meter.to_dict()
 
     def set_meter(self, who: Principal, body: Any) -> dict[str, Any]:
         request = parse(SetMeterBody, self._scoped(who, body))
@@ -286,6 +297,27 @@ class LedgerAPI:
         if isinstance(project_id, str) and project_id:
             who.check_project(project_id)
         return scoped
+
+
+_BATCH_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[AnyEvent])
+
+
+def _parse_valid_batch(items: list[Any]) -> list[tuple[int, MeterEvent, str]] | None:
+    """A batch whose every event is valid, validated in one call (the common case,
+    a third faster); None if any is not."""
+    if not all(isinstance(item, Mapping) and item.get("id") for item in items):
+        return None
+    try:
+        events = _BATCH_ADAPTER.validate_python(items)
+    except (ValidationError, AgentMeterValidationError):
+        return None
+    parsed: list[tuple[int, MeterEvent, str]] = []
+    for index, event in enumerate(events):
+        metadata = metadata_text(event.metadata)
+        if len(metadata) > MAX_METADATA_BYTES:
+            return None
+        parsed.append((index, event, metadata))
+    return parsed
 
 
 def _rejection(index: int, item: Any, exc: WireError) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,10 +35,27 @@ class LedgerBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # SQLite has one writer at a time; waiting threads of this process queue
+        # here instead of in SQLite's busy handler, which sleeps up to 100 ms a
+        # try and wakes no one in order (a long tail under load).
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """One write transaction (on SQLite it holds the write lock from BEGIN)."""
+        if self._write_lock is None:
+            yield from self._transaction()
+            return
+        with self._write_lock:
+            yield from self._transaction()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent's threads (and any lock they held) are gone."""
+        if self._write_lock is not None:
+            self._write_lock = threading.Lock()
+        self.engine.dispose(close=False)
+
+    def _transaction(self) -> Iterator[Connection]:
         connect = self.engine.connect().execution_options(ledger_write=True)
         with connect as connection, connection.begin():
             yield connection

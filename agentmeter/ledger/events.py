@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Connection, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import APIRequestPayEvent, InstantPayEvent, MeterEvent, TokenBasedPayEvent
-from ..pricing import MONEY_CONTEXT, ZERO
+from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import ExactDecimal, money_add
 from .schema import events, user_meters
@@ -32,11 +32,20 @@ class StoredEvent:
     id: str
     project_id: str
     cost: Decimal
-    timestamp: datetime
+    ts: int  # microseconds; most answers only count, so the datetime is made on demand
     duplicate: bool
 
+    @property
+    def timestamp(self) -> datetime:
+        return from_micros(self.ts)
 
-def event_row(event: MeterEvent, recorded_at: int) -> dict[str, Any]:
+
+def metadata_text(metadata: dict[str, Any]) -> str:
+    """The JSON a metadata dict is stored as."""
+    return json.dumps(metadata, separators=(",", ":"), default=str) if metadata else "{}"
+
+
+def event_row(event: MeterEvent, recorded_at: int, metadata: str | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": event.id,
         "project_id": event.project_id,
@@ -56,7 +65,7 @@ def event_row(event: MeterEvent, recorded_at: int) -> dict[str, Any]:
         "description": None,
         "total_cost": event.total_cost,
         "model": _model_name(event.metadata),
-        "metadata": json.dumps(event.metadata, separators=(",", ":"), default=str),
+        "metadata": metadata_text(event.metadata) if metadata is None else metadata,
     }
     if isinstance(event, APIRequestPayEvent):
         row.update(api_calls=event.api_calls, unit_price=event.unit_price)
@@ -84,12 +93,20 @@ def insert_for(dialect: str, table: Any) -> Any:
 
 
 class EventWrites(LedgerBase):
-    def record_events(self, batch: Sequence[MeterEvent]) -> list[StoredEvent]:
-        """Store the events not stored yet; answer for each what the ledger holds."""
+    def record_events(
+        self, batch: Sequence[MeterEvent], metadata: Sequence[str] | None = None
+    ) -> list[StoredEvent]:
+        """Store the events not stored yet; answer for each what the ledger holds.
+
+        ``metadata``: each event's metadata as JSON, when the caller has it already.
+        """
         if not batch:
             return []
         recorded_at = now_micros()
-        rows = [event_row(event, recorded_at) for event in batch]
+        texts = metadata if metadata is not None else [None] * len(batch)
+        rows = [
+            event_row(event, recorded_at, text) for event, text in zip(batch, texts, strict=True)
+        ]
         with self.writing() as connection:
             new_ids = self._insert_new(connection, rows)
             self._charge_meters(connection, rows, new_ids, recorded_at)
@@ -102,6 +119,8 @@ class EventWrites(LedgerBase):
         rows = sorted(rows, key=lambda row: str(row["id"]))
         if self.dialect == "postgresql":
             return _insert_new_postgresql(connection, rows)
+        if self.dialect == "sqlite":
+            return _insert_new_sqlite(connection, rows)
         statement = (
             insert_for(self.dialect, events)
             .on_conflict_do_nothing(index_elements=["id"])
@@ -132,7 +151,7 @@ class EventWrites(LedgerBase):
             events.c.id.in_(set(ids))
         )
         return {
-            row.id: StoredEvent(row.id, row.project_id, row.total_cost, from_micros(row.ts), True)
+            row.id: StoredEvent(row.id, row.project_id, row.total_cost, row.ts, True)
             for row in connection.execute(query)
         }
 
@@ -151,7 +170,7 @@ class EventWrites(LedgerBase):
                         event_id,
                         row["project_id"],
                         row["total_cost"],
-                        from_micros(row["ts"]),
+                        row["ts"],
                         False,
                     )
                 )
@@ -163,7 +182,7 @@ class EventWrites(LedgerBase):
                         event_id,
                         row["project_id"],
                         row["total_cost"],
-                        from_micros(row["ts"]),
+                        row["ts"],
                         True,
                     )
                 )
@@ -176,6 +195,12 @@ def add_usages(
     """``current_usage += cost`` for each (project, user), creating new meters,
     in one statement and in key order (one lock order for every writer)."""
     if not charges:
+        return
+    if dialect == "sqlite":
+        connection.exec_driver_sql(
+            _SQLITE_ADD_USAGE,
+            [(p, u, money_text(cost), now, now) for (p, u), cost in sorted(charges.items())],
+        )
         return
     statement = insert_for(dialect, user_meters).values(
         [
@@ -219,14 +244,60 @@ def _pg_array_type(column: Any) -> str:
     return "TEXT[]"
 
 
-_PG_COLUMNS = [column.name for column in events.columns]
+_COLUMNS = [column.name for column in events.columns]
 _PG_INSERT = text(  # built from the schema's own names, never from input
-    f"INSERT INTO events ({', '.join(_PG_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
     + ", ".join(f"CAST(:{c.name} AS {_pg_array_type(c)})" for c in events.columns)
     + ") ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 
 
 def _insert_new_postgresql(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
-    arrays = {name: [row[name] for row in rows] for name in _PG_COLUMNS}
+    arrays = {name: [row[name] for row in rows] for name in _COLUMNS}
     return set(connection.execute(_PG_INSERT, arrays).scalars())
+
+
+# SQLite: the write lock is held from BEGIN IMMEDIATE (see dialect.py), so
+# "which ids exist" then "insert the others" cannot race; the insert goes
+# straight to the driver's executemany, money already as decimal text.
+_SQLITE_INSERT = (
+    f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) "  # noqa: S608 - our schema's names
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_SQLITE_CHUNK = 500  # bound parameters per IN (...) query
+_MONEY_INDEXES = [
+    index for index, column in enumerate(events.columns) if isinstance(column.type, ExactDecimal)
+]
+
+
+def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    ids = [row["id"] for row in rows]
+    existing: set[str] = set()
+    for start in range(0, len(ids), _SQLITE_CHUNK):
+        chunk = tuple(ids[start : start + _SQLITE_CHUNK])
+        marks = ", ".join("?" for _ in chunk)
+        query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - only "?" marks
+        existing.update(connection.exec_driver_sql(query, chunk).scalars())
+    new_ids: set[str] = set()
+    values = []
+    for row in rows:
+        if row["id"] in existing or row["id"] in new_ids:
+            continue
+        new_ids.add(row["id"])
+        value = [row[name] for name in _COLUMNS]
+        for index in _MONEY_INDEXES:
+            if value[index] is not None:
+                value[index] = money_text(value[index])
+        values.append(tuple(value))
+    if values:
+        connection.exec_driver_sql(_SQLITE_INSERT, values)
+    return new_ids
+
+
+_SQLITE_ADD_USAGE = (
+    "INSERT INTO user_meters (project_id, user_id, threshold_amount, current_usage, "
+    "last_reset_at, updated_at) VALUES (?, ?, NULL, ?, ?, ?) "
+    "ON CONFLICT (project_id, user_id) DO UPDATE SET "
+    "current_usage = decimal_add(user_meters.current_usage, excluded.current_usage), "
+    "updated_at = excluded.updated_at"
+)

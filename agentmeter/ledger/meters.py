@@ -28,9 +28,15 @@ def _meter(row: Any | None, project_id: str, user_id: str) -> UserMeter:
 
 
 class MeterStore(LedgerBase):
-    def get_meter(self, project_id: str, user_id: str) -> UserMeter:
+    def get_meter(self, project_id: str, user_id: str) -> UserMeter | None:
+        """The user's meter; None for a user never charged nor given a budget."""
         with self.reading() as connection:
-            return self._load(connection, project_id, user_id)
+            row = connection.execute(
+                select(user_meters).where(
+                    user_meters.c.project_id == project_id, user_meters.c.user_id == user_id
+                )
+            ).first()
+        return None if row is None else _meter(row, project_id, user_id)
 
     def set_threshold(self, project_id: str, user_id: str, threshold: Decimal) -> UserMeter:
         now = now_micros()

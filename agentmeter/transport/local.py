@@ -88,7 +88,7 @@ class LocalTransport:
 
     def after_fork_in_child(self) -> None:
         """Database connections belong to the parent; the child opens its own."""
-        self.ledger.engine.dispose(close=False)
+        self.ledger.reset_after_fork()
 
     @classmethod
     def open(cls, url: str | None = None) -> LocalTransport:
