@@ -82,7 +82,7 @@ def run(db_url: str, servers: int, clients: int, events: int, workdir: Path) -> 
         assert stats.total_cost == PRICE * tracked, (stats.total_cost, PRICE * tracked)
         return {
             "servers": servers,
-            "database": db_url.split(":", 1)[0],
+            "database": db_url.split(":", 1)[0].split("+")[0],
             "events": tracked,
             "resends": resent,
             "seconds": round(elapsed, 2),

@@ -337,6 +337,7 @@ def main() -> int:
                 ("up-1", "up", 1, arguments.events, {}),
                 ("up-8", "up", 8, arguments.events, {}),
                 ("up-1-bigq", "up", 1, arguments.events, big_queue),
+                ("up-8-bigq", "up", 8, arguments.events, big_queue),
                 ("durable-1", "durable", 1, arguments.durable_events, {"durable": True}),
                 ("durable-8", "durable", 8, arguments.durable_events, {"durable": True}),
             ]
