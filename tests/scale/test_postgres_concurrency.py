@@ -72,8 +72,9 @@ def test_a_server_killed_mid_stream_costs_a_retry_not_an_event(pg_servers, proje
         retry=RetryPolicy(max_attempts=8, deadline=30.0, initial_wait=0.05, max_wait=0.5),
     )
     client = AgentMeterClient(transport=transport, project_id=project_id, agent_id="scale")
-    tracker = AgentMeterTracker(client, outbox=tmp_path / "outbox.db", batch_size=50,
-                                flush_interval=0.02)
+    tracker = AgentMeterTracker(
+        client, outbox=tmp_path / "outbox.db", batch_size=50, flush_interval=0.02
+    )
     tracked = 0
     for index in range(3000):
         tracker.track_api_request_pay(1, "0.001", user_id=f"u{index % 5}")
