@@ -31,31 +31,11 @@ class MeterStore(LedgerBase):
     def get_meter(self, project_id: str, user_id: str) -> UserMeter | None:
         """The user's meter; None for a user never charged nor given a budget."""
         with self.reading() as connection:
-            row = connection.execute(
-                select(user_meters).where(
-                    user_meters.c.project_id == project_id, user_meters.c.user_id == user_id
-                )
-            ).first()
+            row = _find(connection, project_id, user_id)
         return None if row is None else _meter(row, project_id, user_id)
 
     def set_threshold(self, project_id: str, user_id: str, threshold: Decimal) -> UserMeter:
-        now = now_micros()
-        with self.writing() as connection:
-            statement = insert_for(self.dialect, user_meters).values(
-                project_id=project_id,
-                user_id=user_id,
-                threshold_amount=threshold,
-                current_usage=ZERO,
-                last_reset_at=now,
-                updated_at=now,
-            )
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["project_id", "user_id"],
-                    set_={"threshold_amount": threshold, "updated_at": now},
-                )
-            )
-            return self._load(connection, project_id, user_id)
+        return self._upsert(project_id, user_id, threshold, {"threshold_amount": threshold})
 
     def increment_meter(self, project_id: str, user_id: str, amount: Decimal) -> UserMeter:
         with self.writing() as connection:
@@ -63,29 +43,43 @@ class MeterStore(LedgerBase):
             return self._load(connection, project_id, user_id)
 
     def reset_meter(self, project_id: str, user_id: str) -> UserMeter:
+        return self._upsert(project_id, user_id, None, {"current_usage": ZERO}, reset=True)
+
+    def _upsert(
+        self,
+        project_id: str,
+        user_id: str,
+        threshold: Decimal | None,
+        changes: dict[str, Any],
+        reset: bool = False,
+    ) -> UserMeter:
+        """Create the meter (no usage) or apply ``changes`` to it; return it."""
         now = now_micros()
+        changes = {**changes, "updated_at": now, **({"last_reset_at": now} if reset else {})}
+        statement = insert_for(self.dialect, user_meters).values(
+            project_id=project_id,
+            user_id=user_id,
+            threshold_amount=threshold,
+            current_usage=ZERO,
+            last_reset_at=now,
+            updated_at=now,
+        )
         with self.writing() as connection:
-            statement = insert_for(self.dialect, user_meters).values(
-                project_id=project_id,
-                user_id=user_id,
-                threshold_amount=None,
-                current_usage=ZERO,
-                last_reset_at=now,
-                updated_at=now,
-            )
             connection.execute(
                 statement.on_conflict_do_update(
-                    index_elements=["project_id", "user_id"],
-                    set_={"current_usage": ZERO, "last_reset_at": now, "updated_at": now},
+                    index_elements=["project_id", "user_id"], set_=changes
                 )
             )
             return self._load(connection, project_id, user_id)
 
     @staticmethod
     def _load(connection: Connection, project_id: str, user_id: str) -> UserMeter:
-        row = connection.execute(
-            select(user_meters).where(
-                user_meters.c.project_id == project_id, user_meters.c.user_id == user_id
-            )
-        ).first()
-        return _meter(row, project_id, user_id)
+        return _meter(_find(connection, project_id, user_id), project_id, user_id)
+
+
+def _find(connection: Connection, project_id: str, user_id: str) -> Any | None:
+    return connection.execute(
+        select(user_meters).where(
+            user_meters.c.project_id == project_id, user_meters.c.user_id == user_id
+        )
+    ).first()
