@@ -19,6 +19,17 @@ from agentmeter.config import ENVIRONMENT
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
+    # The README's quick start: three payment types and a budget, no server.
+    "quickstart.py": {
+        "project": "quickstart",
+        "users": {
+            # 3 API calls at 0.02; 1000 tokens in at 0.000004 and 500 out at 0.000012
+            "alice": (2, Decimal("0.07")),
+            "bob": (1, Decimal("4.99")),  # the PDF report
+        },
+        "total": Decimal("5.06"),
+        "output": ["alice: used 0.070000 of 10.00", "24 hours: 3 events", "total cost 5.06"],
+    },
     "basic_usage.py": {
         "project": "basic-usage",
         "users": {
