@@ -88,11 +88,6 @@ def _base(
     }
 
 
-def _price(value: Any, field: str) -> Decimal:
-    # Defaults arrive already validated as Decimal; a caller's value is checked.
-    return to_money(value, field)
-
-
 def api_request_event(
     project_id: Any,
     agent_id: Any,
@@ -107,7 +102,7 @@ def api_request_event(
         "api_request_pay", "api_call", project_id, agent_id, user_id, metadata, event_id, timestamp
     )
     event["api_calls"] = to_count(api_calls, "api_calls")
-    event["unit_price"] = _price(unit_price, "unit_price")
+    event["unit_price"] = to_money(unit_price, "unit_price")
     return event
 
 
@@ -135,8 +130,8 @@ def token_event(
     )
     event["tokens_in"] = to_count(tokens_in, "tokens_in")
     event["tokens_out"] = to_count(tokens_out, "tokens_out")
-    event["input_token_price"] = _price(input_token_price, "input_token_price")
-    event["output_token_price"] = _price(output_token_price, "output_token_price")
+    event["input_token_price"] = to_money(input_token_price, "input_token_price")
+    event["output_token_price"] = to_money(output_token_price, "output_token_price")
     return event
 
 

@@ -24,7 +24,6 @@ from .models import (
     RejectedEvent,
     TokenBasedPayEvent,
 )
-from .pricing import to_money
 
 logger = logging.getLogger("agentmeter")
 MAX_BATCH = 1000
@@ -164,7 +163,7 @@ class EventEndpointsMixin(_ClientCore):
     ) -> InstantPayEvent:
         """Build (and validate) an instant charge with the client's defaults."""
         return InstantPayEvent(
-            amount=to_money(amount, "amount"),
+            amount=amount,
             description=description or "",
             **self._common(project_id, agent_id, user_id, metadata),
         )
