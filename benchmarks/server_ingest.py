@@ -322,6 +322,7 @@ def stages(batches: int = 20) -> int:
             )
             ledger.close()
         ledger = Ledger.open(f"sqlite:///{directory}/api.db")
+        ledger.ensure_project("p", "p")  # an admin's events need their project to exist
         api = LedgerAPI(ledger)
         fresh = [
             _json.loads(json.dumps({"events": make_events(BATCH_SIZE, "p", 10**7 + n)[0]}))

@@ -45,6 +45,19 @@ def _project(row: Any) -> Project:
     )
 
 
+UNREGISTERED = "(no project record: found in events)"
+
+
+def _unregistered(row: Any) -> Project:
+    return Project(
+        id=row.project_id,
+        name=row.project_id,
+        description=UNREGISTERED,
+        created_at=from_micros(row.first),
+        updated_at=from_micros(row.last),
+    )
+
+
 def _billing(row: Any) -> BillingRecord:
     return BillingRecord(
         id=row.id,
@@ -137,11 +150,30 @@ class AdminStore(LedgerBase):
         return _project(row)
 
     def list_projects(self, only: str | None = None) -> list[Project]:
+        """The projects, then the ids that have events but no project record.
+
+        Such events come from an older embedded ledger, which made no project
+        record; each is listed with its id as name and :data:`UNREGISTERED`
+        as description, so every event shows up under some project.
+        """
         query = select(projects).order_by(projects.c.created_at, projects.c.id)
+        orphans = (
+            select(
+                events.c.project_id,
+                func.min(events.c.recorded_at).label("first"),
+                func.max(events.c.recorded_at).label("last"),
+            )
+            .where(events.c.project_id.not_in(select(projects.c.id)))
+            .group_by(events.c.project_id)
+            .order_by(events.c.project_id)
+        )
         if only is not None:
             query = query.where(projects.c.id == only)
+            orphans = orphans.where(events.c.project_id == only)
         with self.reading() as connection:
-            return [_project(row) for row in connection.execute(query)]
+            found = [_project(row) for row in connection.execute(query)]
+            found += [_unregistered(row) for row in connection.execute(orphans)]
+        return found
 
     def update_project(self, project_id: str, changes: dict[str, Any]) -> Project:
         with self.writing() as connection:

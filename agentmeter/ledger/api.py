@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from .._checks import has_lone_surrogate
 from .._version import __version__
 from ..errors import AgentMeterValidationError
 from ..models import AgentMeterModel, AnyEvent, MeterEvent, parse_event
@@ -31,7 +33,8 @@ from ..wire import (
     StatsQuery,
 )
 from . import Ledger
-from .errors import WireError, conflict, forbidden, not_found
+from .admission import DEFAULT_MAX_FUTURE_SKEW, FutureLimit, KnownProjects, unknown_project
+from .errors import WireError, forbidden, idempotency_conflict, not_found
 from .events import metadata_text
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -114,8 +117,23 @@ def parse_wire_event(data: Any) -> tuple[MeterEvent, str]:
 
 
 class LedgerAPI:
-    def __init__(self, ledger: Ledger) -> None:
+    """The wire API over ``ledger``.
+
+    ``max_future_skew``: how far in the future an event's time may lie (None:
+    any). ``create_projects``: make a project on its first use instead of
+    answering 404 (the embedded mode, whose users never create projects).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
+        create_projects: bool = False,
+    ) -> None:
         self.ledger = ledger
+        self.future = FutureLimit(max_future_skew)
+        self.projects = KnownProjects(ledger, create_missing=create_projects)
 
     def health(self) -> dict[str, Any]:
         return {"status": "healthy", "version": __version__}
@@ -127,9 +145,13 @@ class LedgerAPI:
             raise WireError(400, "bad_request", "the body must be a JSON object")
         event, metadata = parse_wire_event(body)
         who.check_project(event.project_id)
+        too_late = self.future.error(event.timestamp, self.future.latest(), body.get("timestamp"))
+        if too_late is not None:
+            raise too_late
+        self._require_projects(who, [event.project_id])
         stored = self.ledger.record_events([event], [metadata])[0]
-        if stored.project_id != event.project_id:
-            raise conflict(f"event id {event.id!r} is already used by another project")
+        if stored.conflicts:
+            raise idempotency_conflict(event.id, stored.conflicts)
         return {
             "success": True,
             "event_id": stored.id,
@@ -165,7 +187,33 @@ class LedgerAPI:
                     rejected.append(_rejection(index, item, exc))
         for _, event, _ in valid:
             who.check_project(event.project_id)
-        return self._store_batch(valid, rejected)
+        return self._store_batch(self._admissible(who, items, valid, rejected), rejected)
+
+    def _admissible(
+        self,
+        who: Principal,
+        items: list[Any],
+        valid: list[tuple[int, MeterEvent, str]],
+        rejected: list[dict[str, Any]],
+    ) -> list[tuple[int, MeterEvent, str]]:
+        """The events of a known project and not in the future; the others go to ``rejected``."""
+        missing = self._missing_projects(who, {event.project_id for _, event, _ in valid})
+        latest = self.future.latest()
+        if not missing and latest is None:
+            return valid
+        admitted: list[tuple[int, MeterEvent, str]] = []
+        for item in valid:
+            index, event, _ = item
+            error = (
+                unknown_project(event.project_id)
+                if event.project_id in missing
+                else self.future.error(event.timestamp, latest, items[index].get("timestamp"))
+            )
+            if error is None:
+                admitted.append(item)
+            else:
+                rejected.append(_rejection(index, {"id": event.id}, error))
+        return admitted
 
     def _store_batch(
         self, valid: list[tuple[int, MeterEvent, str]], rejected: list[dict[str, Any]]
@@ -175,8 +223,8 @@ class LedgerAPI:
         )
         accepted = duplicates = 0
         for (index, event, _), outcome in zip(valid, stored, strict=True):
-            if outcome.project_id != event.project_id:
-                error = conflict(f"event id {event.id!r} is already used by another project")
+            if outcome.conflicts:
+                error = idempotency_conflict(event.id, outcome.conflicts)
                 rejected.append(_rejection(index, {"id": event.id}, error))
             elif outcome.duplicate:
                 duplicates += 1
@@ -208,6 +256,7 @@ class LedgerAPI:
 
     def set_meter(self, who: Principal, body: Any) -> dict[str, Any]:
         request = parse(SetMeterBody, self._scoped(who, body))
+        self._require_projects(who, [request.project_id])
         meter = self.ledger.set_threshold(
             request.project_id, request.user_id, request.threshold_amount
         )
@@ -215,12 +264,14 @@ class LedgerAPI:
 
     def increment_meter(self, who: Principal, body: Any) -> dict[str, Any]:
         request = parse(IncrementMeterBody, self._scoped(who, body))
+        self._require_projects(who, [request.project_id])
         return self.ledger.increment_meter(
             request.project_id, request.user_id, request.amount
         ).to_dict()
 
     def reset_meter(self, who: Principal, body: Any) -> dict[str, Any]:
         key = parse(MeterKey, self._scoped(who, body))
+        self._require_projects(who, [key.project_id])
         return self.ledger.reset_meter(key.project_id, key.user_id).to_dict()
 
     # ---------------------------------------------------------- projects
@@ -249,12 +300,14 @@ class LedgerAPI:
     def delete_project(self, who: Principal, project_id: str) -> dict[str, Any]:
         who.require_admin()
         self.ledger.delete_project(project_id)
+        self.projects.forget(project_id)
         return {"deleted": True}
 
     # --------------------------------------------------- billing records
 
     def create_billing_record(self, who: Principal, body: Any) -> dict[str, Any]:
         request = parse(BillingCreateBody, self._scoped(who, body))
+        self._require_projects(who, [request.project_id])
         record = self.ledger.create_billing_record(
             request.project_id,
             request.period_start,
@@ -284,6 +337,16 @@ class LedgerAPI:
         return self.ledger.update_billing_record(record_id, changes).to_dict()
 
     # ------------------------------------------------------------ access
+
+    def _missing_projects(self, who: Principal, project_ids: Iterable[str]) -> set[str]:
+        """Projects written to that do not exist. A project key implies its project
+        (keys are deleted with it), so only an admin's writes are looked up."""
+        return self.projects.missing(project_ids) if who.is_admin else set()
+
+    def _require_projects(self, who: Principal, project_ids: Iterable[str]) -> None:
+        missing = self._missing_projects(who, project_ids)
+        if missing:
+            raise unknown_project(min(missing))
 
     @staticmethod
     def _scoped(who: Principal, data: Any) -> Any:
@@ -324,6 +387,6 @@ def _rejection(index: int, item: Any, exc: WireError) -> dict[str, Any]:
     event_id = item.get("id") if isinstance(item, Mapping) else None
     return {
         "index": index,
-        "id": event_id if isinstance(event_id, str) else None,
+        "id": event_id if isinstance(event_id, str) and not has_lone_surrogate(event_id) else None,
         "error": {"code": exc.code, "message": exc.message, "details": exc.details},
     }

@@ -9,12 +9,14 @@ Times are stored as integer microseconds since the Unix epoch (UTC) on both.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Engine,
     Numeric,
     String,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    literal_column,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import StaticPool
@@ -104,6 +107,7 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     if not in_memory and database and not database.startswith("file:"):
         # SQLite makes the file but not its directory (~/.agentmeter on a fresh machine).
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(Path(database))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -129,6 +133,21 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     return engine
 
 
+def _create_private_file(path: Path) -> None:
+    """Make a missing ledger file readable by its owner only (0600, whatever the umask).
+
+    SQLite gives the -wal and -shm files the mode of the database file.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # an existing ledger keeps the mode its owner gave it
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+
+
 def money_sum(dialect_name: str, column: Any) -> ColumnElement[Decimal]:
     """An exact SUM of a money column (0 over no rows)."""
     if dialect_name == "sqlite":
@@ -148,13 +167,27 @@ def money_add(dialect_name: str, column: Any, value: Any) -> ColumnElement[Decim
     return func.coalesce(column, 0).op("+", return_type=ExactDecimal())(amount)
 
 
+def period_start(ts_column: Any, step: int) -> ColumnElement[Any]:
+    """The start of the ``step``-micros period holding each timestamp, before 1970 too.
+
+    SQL's ``/`` and ``%`` round toward zero on SQLite and PostgreSQL, which would
+    put 1969-12-31T12:30Z in the hour of 13:00; the remainder is made
+    non-negative first, so this is a floor on both.
+    """
+    size = literal_column(
+        str(step), BigInteger()
+    )  # inline: GROUP BY must repeat the very same text
+    return ts_column - ((ts_column % size) + size) % size  # type: ignore[no-any-return]
+
+
 def period_expr(dialect_name: str, granularity: str, ts_column: Any) -> ColumnElement[Any]:
     """The start of each event's hour/day (micros) or its month (``YYYY-MM``)."""
     if granularity == "hour":
-        return (ts_column // HOUR_MICROS) * HOUR_MICROS  # type: ignore[no-any-return]
+        return period_start(ts_column, HOUR_MICROS)
     if granularity == "day":
-        return (ts_column // DAY_MICROS) * DAY_MICROS  # type: ignore[no-any-return]
-    seconds = ts_column // MICROS
+        return period_start(ts_column, DAY_MICROS)
+    # A whole number of seconds: the division is exact, so it cannot round.
+    seconds = period_start(ts_column, MICROS) // literal_column(str(MICROS), BigInteger())
     if dialect_name == "sqlite":
         return func.strftime("%Y-%m", seconds, "unixepoch")
     return func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYY-MM")

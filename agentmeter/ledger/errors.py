@@ -44,3 +44,17 @@ def forbidden(message: str) -> WireError:
 
 def conflict(message: str) -> WireError:
     return WireError(409, "conflict", message)
+
+
+def idempotency_conflict(event_id: str, fields: tuple[str, ...]) -> WireError:
+    """An event id sent again with other content (Stripe's answer to a reused key)."""
+    return WireError(
+        409,
+        "idempotency_conflict",
+        f"event id {event_id!r} was already recorded with other content "
+        f"({', '.join(fields)} differ): a new event needs a new id",
+        [
+            {"field": field, "message": "differs from the event stored under this id"}
+            for field in fields
+        ],
+    )

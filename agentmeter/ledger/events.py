@@ -1,8 +1,11 @@
-"""Writing events: each id stored once, atomically with its user-meter update.
+"""Writing events: each id stored once per project, atomically with its user-meter update.
 
-A batch is one transaction: insert-or-ignore on the primary key (no
-read-then-write race, on SQLite or PostgreSQL), then one exact increment of
-``current_usage`` per (project, user) for the events that were new.
+A batch is one transaction: insert-or-ignore on the primary key
+``(project_id, id)`` (no read-then-write race, on SQLite or PostgreSQL), then
+one exact increment of ``current_usage`` per (project, user) for the events
+that were new. An id sent again is compared with what is stored: the same
+content is a duplicate (answered with the stored result), other content is
+an idempotency conflict (nothing changes).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import ExactDecimal, money_add
 from .schema import events, user_meters
 
+EventKey = tuple[str, str]  # (project_id, id): an id is unique within its project
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -34,6 +39,9 @@ class StoredEvent:
     cost: Decimal
     ts: int  # microseconds; most answers only count, so the datetime is made on demand
     duplicate: bool
+    # Wire names of the fields that differ from the event stored under this id:
+    # not empty means the id was reused for other content, and nothing was stored.
+    conflicts: tuple[str, ...] = ()
 
     @property
     def timestamp(self) -> datetime:
@@ -108,85 +116,138 @@ class EventWrites(LedgerBase):
             event_row(event, recorded_at, text) for event, text in zip(batch, texts, strict=True)
         ]
         with self.writing() as connection:
-            new_ids = self._insert_new(connection, rows)
-            self._charge_meters(connection, rows, new_ids, recorded_at)
-            stored = self._stored(connection, [r["id"] for r in rows if r["id"] not in new_ids])
-        return self._outcomes(rows, new_ids, stored)
+            new_keys = self._insert_new(connection, rows)
+            self._charge_meters(connection, rows, new_keys, recorded_at)
+            stored = self._stored(connection, [r for r in rows if _key(r) not in new_keys])
+        return _outcomes(rows, new_keys, stored)
 
-    def _insert_new(self, connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
-        # Inserting in id order makes concurrent batches lock rows in the same
-        # order, so two servers storing overlapping batches cannot deadlock.
-        rows = sorted(rows, key=lambda row: str(row["id"]))
+    def _insert_new(self, connection: Connection, rows: list[dict[str, Any]]) -> set[EventKey]:
+        # Inserting in key order makes concurrent batches lock rows in the same
+        # order (the primary key's), so two servers storing overlapping batches
+        # cannot deadlock.
+        rows = sorted(rows, key=_key)
         if self.dialect == "postgresql":
             return _insert_new_postgresql(connection, rows)
         if self.dialect == "sqlite":
             return _insert_new_sqlite(connection, rows)
         statement = (
             insert_for(self.dialect, events)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(events.c.id)
+            .on_conflict_do_nothing(index_elements=["project_id", "id"])
+            .returning(events.c.project_id, events.c.id)
         )
-        return set(connection.execute(statement, rows).scalars())
+        return {(row.project_id, row.id) for row in connection.execute(statement, rows)}
 
     def _charge_meters(
         self,
         connection: Connection,
         rows: Iterable[dict[str, Any]],
-        new_ids: set[str],
+        new_keys: set[EventKey],
         now: int,
     ) -> None:
         charges: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-        charged: set[str] = set()
+        charged: set[EventKey] = set()
         for row in rows:
-            if row["id"] in new_ids and row["id"] not in charged:  # an id twice in one batch
-                charged.add(row["id"])
-                key = (row["project_id"], row["user_id"])
-                charges[key] = MONEY_CONTEXT.add(charges[key], row["total_cost"])
+            key = _key(row)
+            if key in new_keys and key not in charged:  # an id twice in one batch
+                charged.add(key)
+                user = (row["project_id"], row["user_id"])
+                charges[user] = MONEY_CONTEXT.add(charges[user], row["total_cost"])
         add_usages(connection, self.dialect, charges, now)
 
-    def _stored(self, connection: Connection, ids: list[str]) -> dict[str, StoredEvent]:
-        if not ids:
+    def _stored(
+        self, connection: Connection, rows: list[dict[str, Any]]
+    ) -> dict[EventKey, dict[str, Any]]:
+        """The stored rows (the compared fields) under the keys of ``rows``."""
+        if not rows:
             return {}
-        query = select(events.c.id, events.c.project_id, events.c.total_cost, events.c.ts).where(
-            events.c.id.in_(set(ids))
-        )
-        return {
-            row.id: StoredEvent(row.id, row.project_id, row.total_cost, row.ts, True)
-            for row in connection.execute(query)
-        }
+        found: dict[EventKey, dict[str, Any]] = {}
+        columns = [events.c[name] for name in _STORED_COLUMNS]
+        for project_id, ids in _ids_by_project(rows).items():
+            # project_id first: the primary key's order, so the lookup uses its index.
+            query = select(*columns).where(events.c.project_id == project_id, events.c.id.in_(ids))
+            found.update(
+                ((row.project_id, row.id), row._asdict()) for row in connection.execute(query)
+            )
+        return found
 
-    @staticmethod
-    def _outcomes(
-        rows: list[dict[str, Any]], new_ids: set[str], stored: dict[str, StoredEvent]
-    ) -> list[StoredEvent]:
-        outcomes: list[StoredEvent] = []
-        first_seen: set[str] = set()
-        for row in rows:
-            event_id = row["id"]
-            if event_id in new_ids and event_id not in first_seen:
-                first_seen.add(event_id)
-                outcomes.append(
-                    StoredEvent(
-                        event_id,
-                        row["project_id"],
-                        row["total_cost"],
-                        row["ts"],
-                        False,
-                    )
-                )
-            elif event_id in stored:
-                outcomes.append(stored[event_id])
-            else:  # the same new id twice in one batch: the second is a duplicate
-                outcomes.append(
-                    StoredEvent(
-                        event_id,
-                        row["project_id"],
-                        row["total_cost"],
-                        row["ts"],
-                        True,
-                    )
-                )
-        return outcomes
+
+# What makes two events with one id "the same": the column and its wire name.
+_COMPARED = {
+    "payment_type": "payment_type",
+    "agent_id": "agent_id",
+    "user_id": "user_id",
+    "ts": "timestamp",
+    "api_calls": "api_calls",
+    "unit_price": "unit_price",
+    "tokens_in": "tokens_in",
+    "tokens_out": "tokens_out",
+    "input_token_price": "input_token_price",
+    "output_token_price": "output_token_price",
+    "amount": "amount",
+    "description": "description",
+    "metadata": "metadata",
+}
+_STORED_COLUMNS = ("id", "project_id", "total_cost", *_COMPARED)
+
+
+def _key(row: Mapping[str, Any]) -> EventKey:
+    return (row["project_id"], row["id"])
+
+
+def _ids_by_project(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Each project's distinct event ids, sorted."""
+    ids: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        ids[row["project_id"]].add(row["id"])
+    return {project_id: sorted(chunk) for project_id, chunk in ids.items()}
+
+
+def differing_fields(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> tuple[str, ...]:
+    """The wire names of the fields in which two rows of one id differ.
+
+    Money compares by value (``0.50`` is ``0.5``), metadata as parsed JSON.
+    """
+    names = []
+    for column, name in _COMPARED.items():
+        old, new = stored[column], incoming[column]
+        if old == new:
+            continue
+        if column == "metadata" and json.loads(old) == json.loads(new):
+            continue
+        if column == "description" and not old and not new:  # None and "" alike
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+def _outcomes(
+    rows: list[dict[str, Any]],
+    new_keys: set[EventKey],
+    stored: dict[EventKey, dict[str, Any]],
+) -> list[StoredEvent]:
+    outcomes: list[StoredEvent] = []
+    first_rows: dict[EventKey, dict[str, Any]] = {}
+    for row in rows:
+        key = _key(row)
+        if key in new_keys and key not in first_rows:
+            first_rows[key] = row
+            outcomes.append(
+                StoredEvent(row["id"], row["project_id"], row["total_cost"], row["ts"], False)
+            )
+            continue
+        # Stored before, or an id twice in one batch: compare with the first.
+        held = stored.get(key) or first_rows.get(key) or row
+        outcomes.append(
+            StoredEvent(
+                row["id"],
+                row["project_id"],
+                held["total_cost"],
+                held["ts"],
+                True,
+                differing_fields(held, row),
+            )
+        )
+    return outcomes
 
 
 def add_usages(
@@ -199,7 +260,7 @@ def add_usages(
     if dialect == "sqlite":
         connection.exec_driver_sql(
             _SQLITE_ADD_USAGE,
-            [(p, u, money_text(cost), now, now) for (p, u), cost in sorted(charges.items())],
+            [(p, u, money_text(cost), now) for (p, u), cost in sorted(charges.items())],
         )
         return
     statement = insert_for(dialect, user_meters).values(
@@ -209,7 +270,7 @@ def add_usages(
                 "user_id": user_id,
                 "threshold_amount": None,
                 "current_usage": cost,
-                "last_reset_at": now,
+                "last_reset_at": None,  # never reset yet
                 "updated_at": now,
             }
             for (project_id, user_id), cost in sorted(charges.items())
@@ -248,13 +309,13 @@ _COLUMNS = [column.name for column in events.columns]
 _PG_INSERT = text(  # built from the schema's own names, never from input
     f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
     + ", ".join(f"CAST(:{c.name} AS {_pg_array_type(c)})" for c in events.columns)
-    + ") ON CONFLICT (id) DO NOTHING RETURNING id"
+    + ") ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
 )
 
 
-def _insert_new_postgresql(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+def _insert_new_postgresql(connection: Connection, rows: list[dict[str, Any]]) -> set[EventKey]:
     arrays = {name: [row[name] for row in rows] for name in _COLUMNS}
-    return set(connection.execute(_PG_INSERT, arrays).scalars())
+    return {(row.project_id, row.id) for row in connection.execute(_PG_INSERT, arrays)}
 
 
 # SQLite: the write lock is held from BEGIN IMMEDIATE (see dialect.py), so
@@ -270,20 +331,23 @@ _MONEY_INDEXES = [
 ]
 
 
-def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
-    ids = [row["id"] for row in rows]
-    existing: set[str] = set()
-    for start in range(0, len(ids), _SQLITE_CHUNK):
-        chunk = tuple(ids[start : start + _SQLITE_CHUNK])
-        marks = ", ".join("?" for _ in chunk)
-        query = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - only "?" marks
-        existing.update(connection.exec_driver_sql(query, chunk).scalars())
-    new_ids: set[str] = set()
+def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> set[EventKey]:
+    existing: set[EventKey] = set()
+    for project_id, ids in _ids_by_project(rows).items():
+        for start in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = tuple(ids[start : start + _SQLITE_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            # project_id first: the primary key's order, so the lookup uses its index.
+            query = f"SELECT id FROM events WHERE project_id = ? AND id IN ({marks})"  # noqa: S608
+            found = connection.exec_driver_sql(query, (project_id, *chunk)).scalars()
+            existing.update((project_id, event_id) for event_id in found)
+    new_keys: set[EventKey] = set()
     values = []
     for row in rows:
-        if row["id"] in existing or row["id"] in new_ids:
+        key = _key(row)
+        if key in existing or key in new_keys:
             continue
-        new_ids.add(row["id"])
+        new_keys.add(key)
         value = [row[name] for name in _COLUMNS]
         for index in _MONEY_INDEXES:
             if value[index] is not None:
@@ -291,12 +355,12 @@ def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> se
         values.append(tuple(value))
     if values:
         connection.exec_driver_sql(_SQLITE_INSERT, values)
-    return new_ids
+    return new_keys
 
 
 _SQLITE_ADD_USAGE = (
     "INSERT INTO user_meters (project_id, user_id, threshold_amount, current_usage, "
-    "last_reset_at, updated_at) VALUES (?, ?, NULL, ?, ?, ?) "
+    "last_reset_at, updated_at) VALUES (?, ?, NULL, ?, NULL, ?) "
     "ON CONFLICT (project_id, user_id) DO UPDATE SET "
     "current_usage = decimal_add(user_meters.current_usage, excluded.current_usage), "
     "updated_at = excluded.updated_at"

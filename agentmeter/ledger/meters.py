@@ -61,7 +61,7 @@ class MeterStore(LedgerBase):
             user_id=user_id,
             threshold_amount=threshold,
             current_usage=ZERO,
-            last_reset_at=now,
+            last_reset_at=now if reset else None,  # None: never reset
             updated_at=now,
         )
         with self.writing() as connection:

@@ -87,9 +87,12 @@ class Queries(LedgerBase):
             _int_sum(events.c.tokens_out).label("tokens_out"),
             money_sum(self.dialect, events.c.total_cost).label("cost"),
         ).where(events.c.project_id == project_id)
+        # Every timeframe ends now: an event stamped later (within the allowed
+        # clock skew, or before the server refused such times) waits for its time.
+        now = now_micros()
+        statement = statement.where(events.c.ts <= now)
         if window is not None:
-            since = now_micros() - window // timedelta(microseconds=1)
-            statement = statement.where(events.c.ts >= since)
+            statement = statement.where(events.c.ts >= now - window // timedelta(microseconds=1))
         with self.reading() as connection:
             row = connection.execute(statement).one()
         return MeterStats(

@@ -3,11 +3,13 @@
 The schema is versioned by a one-row ``schema_version`` table. On open,
 every step newer than the stored version runs, in order, in one
 transaction (on PostgreSQL under an advisory lock, so servers starting
-together do not race). Steps only ever add: no step drops data.
+together do not race). A new ledger is created at the current version
+directly; the steps upgrade older ones. No step loses a row.
 
 Times are integer microseconds since the Unix epoch (UTC). Money columns
 are :class:`ExactDecimal`. Events are not tied to a project row by a
 foreign key: the ledger is append-heavy and the server checks access.
+An event id is unique within its project (primary key ``(project_id, id)``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -31,7 +34,7 @@ from sqlalchemy import (
 
 from .dialect import ExactDecimal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 schema_version = Table(
@@ -64,7 +67,7 @@ api_keys = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", String(128), primary_key=True),
+    Column("id", String(128), nullable=False),
     Column("project_id", String(64), nullable=False),
     Column("agent_id", String(256), nullable=False),
     Column("user_id", String(256), nullable=False),
@@ -83,6 +86,7 @@ events = Table(
     Column("total_cost", ExactDecimal, nullable=False),
     Column("model", String(200)),  # metadata["model"], kept for reports by model
     Column("metadata", Text, nullable=False),  # JSON object
+    PrimaryKeyConstraint("project_id", "id", name="events_pkey"),
     Index("ix_events_project_ts", "project_id", "ts"),
     Index("ix_events_project_user_ts", "project_id", "user_id", "ts"),
     Index("ix_events_project_agent_ts", "project_id", "agent_id", "ts"),
@@ -112,16 +116,42 @@ billing_records = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
-_VERSION_1_TABLES = [projects, api_keys, events, user_meters, billing_records]
+_EVENT_INDEXES = ("ix_events_project_ts", "ix_events_project_user_ts", "ix_events_project_agent_ts")
 
 
-def _create_version_1(connection: Connection) -> None:
-    metadata.create_all(connection, tables=_VERSION_1_TABLES)
+def _create_current(connection: Connection) -> None:
+    metadata.create_all(
+        connection, tables=[projects, api_keys, events, user_meters, billing_records]
+    )
 
 
-# Ordered upgrade steps: (version it produces, step). Append only.
+def _scope_event_ids_by_project(connection: Connection) -> None:
+    """Version 2: the events' key becomes (project_id, id), every row kept."""
+    if connection.dialect.name == "postgresql":
+        name = connection.execute(
+            text(
+                "SELECT conname FROM pg_constraint "
+                "WHERE conrelid = 'events'::regclass AND contype = 'p'"
+            )
+        ).scalar_one()
+        connection.execute(
+            text(f'ALTER TABLE events DROP CONSTRAINT "{name}", ADD PRIMARY KEY (project_id, id)')
+        )
+        return
+    # SQLite cannot change a primary key: build the table anew and copy the rows.
+    for index in _EVENT_INDEXES:
+        connection.execute(text(f"DROP INDEX IF EXISTS {index}"))
+    connection.execute(text("ALTER TABLE events RENAME TO events_v1"))
+    events.create(connection)
+    columns = ", ".join(column.name for column in events.columns)
+    connection.execute(text(f"INSERT INTO events ({columns}) SELECT {columns} FROM events_v1"))  # noqa: S608
+    connection.execute(text("DROP TABLE events_v1"))
+
+
+# Ordered upgrade steps: (version it produces, step). Append only; a new
+# ledger skips them (it is created at the current version).
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _create_version_1),
+    (2, _scope_event_ids_by_project),
 ]
 
 
@@ -137,11 +167,13 @@ def migrate(connection: Connection) -> int:
             f"the ledger's schema is version {start}, newer than this agentmeter "
             f"({SCHEMA_VERSION}); upgrade agentmeter"
         )
+    if stored is None:
+        _create_current(connection)
+        connection.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
+        return start
     for version, step in STEPS:
         if version > start:
             step(connection)
-    if stored is None:
-        connection.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
-    elif start < SCHEMA_VERSION:
+    if start < SCHEMA_VERSION:
         connection.execute(schema_version.update().values(version=SCHEMA_VERSION))
     return start

@@ -7,6 +7,7 @@ request to :class:`~agentmeter.ledger.api.LedgerAPI` in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
 from ..ledger import Ledger
+from ..ledger.admission import DEFAULT_MAX_FUTURE_SKEW
 from ..ledger.api import LedgerAPI, Principal, query_dict
 from ..models import (
     EVENT_ADAPTER,
@@ -101,12 +103,18 @@ async def _principal(
 Who = Annotated[Principal, Depends(_principal)]
 
 
-def create_app(ledger: Ledger, *, admin_key: str | None = None) -> FastAPI:
-    """A FastAPI app serving ``ledger``. ``admin_key`` is accepted besides stored keys."""
+def create_app(
+    ledger: Ledger,
+    *,
+    admin_key: str | None = None,
+    max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
+) -> FastAPI:
+    """A FastAPI app serving ``ledger``. ``admin_key`` is accepted besides stored keys;
+    an event stamped more than ``max_future_skew`` ahead of now is refused (None: never)."""
     app = FastAPI(title="AgentMeter", version=__version__, description=_DESCRIPTION)
     install_error_handlers(app)
     install_openapi(app)
-    api = LedgerAPI(ledger)
+    api = LedgerAPI(ledger, max_future_skew=max_future_skew)
     app.state.key_checker = KeyChecker(ledger, admin_key)
 
     def answer(status: int = 200) -> Responder:
@@ -135,7 +143,10 @@ def _event_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
         response_model=MeterEventResponse,
         responses={
             **_ERRORS,
-            409: {"model": ErrorBody, "description": "id used by another project"},
+            409: {
+                "model": ErrorBody,
+                "description": "idempotency_conflict: the id was recorded with other content",
+            },
         },
         openapi_extra=request_body("Event", EVENT_ADAPTER),
     )

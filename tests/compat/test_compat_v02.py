@@ -179,12 +179,15 @@ def test_ledger_holds_exactly_what_0_2_sent(v02, ours):
 
 
 def test_stats_sum_exactly(v02, ours):
+    # Updated for issue 11: every timeframe ends now, so tokyo's event (0.5),
+    # stamped nine hours ahead (see the known limitation below), is not counted
+    # until its time comes; every event is in the ledger (the next tests).
     expected_cost = Decimal("0.9") + Decimal("0.053") + Decimal("0.1") + Decimal("0.2")
-    expected_cost += Decimal("0.70") + Decimal("0.5")  # the fixed id once, tokyo
+    expected_cost += Decimal("0.70")  # the fixed id once
     stats = ours.get_meter_stats(timeframe="all")
-    assert stats.total_cost == expected_cost == Decimal("2.453")
+    assert stats.total_cost == expected_cost == Decimal("1.953")
     assert (stats.total_api_calls, stats.total_tokens_in, stats.total_tokens_out) == (5, 1000, 500)
-    assert stats.total_events == 6
+    assert stats.total_events == 5
     for step, timeframe in (("stats_30_days", "30 days"), ("stats_all", "all")):
         answer = ok(v02, step)
         assert v02[step]["types"]["total_cost"] == "float"
@@ -192,7 +195,7 @@ def test_stats_sum_exactly(v02, ours):
             "total_api_calls": 5,
             "total_tokens_in": 1000,
             "total_tokens_out": 500,
-            "total_cost": 2.453,
+            "total_cost": 1.953,
             "timeframe": timeframe,
         }
 
@@ -257,7 +260,9 @@ def test_known_limitation_instant_pay_needs_a_description(v02):
 def test_known_limitation_naive_local_time_is_read_as_utc(v02, ours):
     """0.2 stamps events with ``datetime.now()``: naive *local* time. The server
     reads a naive time as UTC (WIRE.md), so under TZ=JST-9 (UTC+9) 0.2's event
-    is stored nine hours in the future. Run 0.2 clients with TZ=UTC."""
+    is stored nine hours in the future (a naive time is allowed up to 14 hours
+    ahead for this reason, where a time with an offset is refused beyond 5 minutes),
+    and stats leave it out until then. Run 0.2 clients with TZ=UTC."""
     sent_after = datetime.fromisoformat(ok(v02, "tokyo_sent_around")["utc_before"])
     answer = ok(v02, "tokyo")
     stored = ours.get_events(user_id="tokyo")

@@ -240,17 +240,13 @@ def test_a_resent_event_changes_nothing(client):
     before = (totals(client), client.get_user_meter("user-1").current_usage)
 
     again = client.record_event(event)
-    # Same id, other fields: still the first event's, cost and all.
-    forged = api_event(client, "99", calls=5, id=event.id)
-    third = client.record_event(forged)
-    batch = client.record_events([event, forged])
+    batch = client.record_events([event, event])
 
     assert first.duplicate is False
-    for answer in (again, third):
-        assert answer.duplicate is True
-        assert answer.event_id == event.id
-        assert answer.cost == Decimal("0.250")
-        assert answer.timestamp == first.timestamp
+    assert again.duplicate is True
+    assert again.event_id == event.id
+    assert again.cost == Decimal("0.250")
+    assert again.timestamp == first.timestamp
     assert (batch.accepted, batch.duplicates, batch.rejected) == (0, 2, [])
     after = (totals(client), client.get_user_meter("user-1").current_usage)
     assert after == before == ((1, Decimal("0.25")), Decimal("0.25"))
@@ -258,36 +254,57 @@ def test_a_resent_event_changes_nothing(client):
     assert (stored.api_calls, stored.unit_price) == (2, Decimal("0.125"))
 
 
+def test_an_id_resent_with_other_content_is_an_idempotency_conflict(client):
+    # Updated for issue 11: this used to answer duplicate with the first event's cost.
+    event = api_event(client, "0.125", calls=2)
+    client.record_event(event)
+    forged = api_event(client, "99", calls=5, id=event.id, at=event.timestamp)
+
+    with pytest.raises(ConflictError) as caught:
+        client.record_event(forged)
+    batch = client.record_events([event, forged])
+
+    assert caught.value.status_code == 409
+    assert caught.value.code == "idempotency_conflict"
+    assert "api_calls, unit_price differ" in str(caught.value)
+    [rejected] = batch.rejected
+    assert (batch.accepted, batch.duplicates) == (0, 1)
+    assert (rejected.index, rejected.id) == (1, event.id)
+    assert rejected.error.code == "idempotency_conflict"
+    assert totals(client) == (1, Decimal("0.25"))
+    assert client.get_user_meter("user-1").current_usage == Decimal("0.25")
+
+
 def test_the_same_id_twice_in_one_batch_is_stored_once(client):
     event = instant_event(client, "0.3")
     other = instant_event(client, "0.7")
-    forged = instant_event(client, "5", id=event.id)
+    forged = instant_event(client, "5", id=event.id, at=event.timestamp)
 
     result = client.record_events([event, other, forged, event])
 
-    assert (result.accepted, result.duplicates, result.rejected) == (2, 2, [])
+    [rejected] = result.rejected
+    assert (result.accepted, result.duplicates) == (2, 1)
+    assert (rejected.index, rejected.error.code) == (2, "idempotency_conflict")
     assert totals(client) == (2, Decimal("1.0"))
     assert client.get_user_meter("user-1").current_usage == Decimal("1.0")
     amounts = {stored.id: stored.amount for stored in client.get_events()}
     assert amounts == {event.id: Decimal("0.3"), other.id: Decimal("0.7")}
 
 
-def test_an_id_of_another_project_is_a_conflict(backend, client):
+def test_event_ids_are_scoped_per_project(backend, client):
+    # Updated for issue 11: another project's id used to be a 409 (and told that it exists).
     other_project = backend.new_project("other")
     with backend.connect(other_project, agent_id="agent-1") as other:
         event = api_event(client, "1")
         client.record_event(event)
-        stolen = api_event(other, "2", id=event.id)
+        same_id = api_event(other, "2", id=event.id)
 
-        with pytest.raises(ConflictError) as caught:
-            other.record_event(stolen)
-        result = other.record_events([stolen, api_event(other, "3")])
+        answer = other.record_event(same_id)
+        result = other.record_events([same_id, api_event(other, "3")])
 
-        assert caught.value.status_code == 409
-        assert result.accepted == 1
-        [rejected] = result.rejected
-        assert (rejected.index, rejected.id, rejected.error.code) == (0, event.id, "conflict")
-        assert totals(other) == (1, Decimal("3"))
+        assert (answer.duplicate, answer.cost) == (False, Decimal("2"))
+        assert (result.accepted, result.duplicates, result.rejected) == (1, 1, [])
+        assert totals(other) == (2, Decimal("5"))
     assert totals(client) == (1, Decimal("1"))
 
 

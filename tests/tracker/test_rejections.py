@@ -7,15 +7,14 @@ import uuid
 from decimal import Decimal
 
 
-def test_an_id_taken_by_another_project_is_rejected_once(
+def test_an_id_reused_with_other_content_is_rejected_once(
     live_server, admin, project, make_tracker, kit
 ):
-    other = admin.create_project(f"other {uuid.uuid4().hex[:6]}")
+    # Updated for issue 11: ids are scoped per project, so the conflict is now an
+    # id of this project sent again with other content (idempotency_conflict).
     taken = f"taken-{uuid.uuid4().hex}"
-    assert other.api_key is not None
-    with live_server.client(other.api_key.get_secret_value(), project_id=other.id) as owner:
-        event = {**owner.build_instant_pay("1", user_id="x").to_dict(), "id": taken}
-        assert owner.send_batch([event]).accepted == 1
+    event = {**project.direct.build_instant_pay("1", user_id="x").to_dict(), "id": taken}
+    assert project.direct.send_batch([event]).accepted == 1
     errors = []
     client = kit.fault_client(project, live_server.url)
     tracker = make_tracker(client, on_error=lambda event, error: errors.append((event, error)))
@@ -24,7 +23,7 @@ def test_an_id_taken_by_another_project_is_rejected_once(
     good += [tracker.track_instant_pay("0.25", user_id="good") for _ in range(20)]
     assert tracker.flush(timeout=30)
     assert [event["id"] for event, _ in errors] == [bad]
-    assert errors[0][1].code == "conflict"
+    assert errors[0][1].code == "idempotency_conflict"
     stats = tracker.stats()
     assert (stats.sent, stats.failed, stats.outbox_pending) == (40, 1, 0)
     assert project.direct.get_user_meter("good").current_usage == Decimal("0.25") * 40
