@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from ._checks import check_metadata, check_text
 from .errors import AgentMeterValidationError
 from .ids import new_event_id
 from .pricing import api_request_cost, money_text, to_count, to_money, token_cost
@@ -33,22 +33,7 @@ def check_name(value: Any, field: str) -> str:
         raise AgentMeterValidationError.for_field(
             field, f"must be a non-empty string of at most 256 characters, got {value!r:.60}"
         )
-    return value
-
-
-def check_metadata(metadata: Any) -> dict[str, Any]:
-    """A shallow copy (later changes by the caller do not leak in); keys must be strings."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise AgentMeterValidationError.for_field(
-            "metadata", f"must be a dict, got {type(metadata).__name__}"
-        )
-    copied = dict(metadata)
-    for key in copied:
-        if type(key) is not str:
-            raise AgentMeterValidationError.for_field("metadata", f"keys must be strings: {key!r}")
-    return copied
+    return value if value.isascii() else check_text(value, field)
 
 
 def timestamp_ns(moment: datetime | None) -> int:
@@ -151,6 +136,7 @@ def instant_event(
         raise AgentMeterValidationError.for_field(
             "description", "must be a string of at most 1000 characters"
         )
+    check_text(description, "description")
     event = _base(
         "instant_pay",
         "instant_payment",

@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from .errors import AgentMeterValidationError
 from .pricing import money_text
 
 
@@ -46,6 +47,24 @@ def dumps(value: Any) -> str:
 
 def dumps_bytes(value: Any) -> bytes:
     return _ENCODER.encode(value).encode("utf-8")
+
+
+def encode_body(body: Any) -> bytes | None:
+    """A request body as UTF-8 JSON; AgentMeterValidationError when it cannot be one.
+
+    The models refuse such values first; this keeps a raw dict that slipped
+    past them (NaN, a lone surrogate) from escaping as a ValueError.
+    """
+    if body is None:
+        return None
+    try:
+        return dumps_bytes(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise AgentMeterValidationError(
+            f"the request cannot be sent as JSON ({type(exc).__name__}): "
+            "it holds NaN, Infinity, an unpaired surrogate or too deep a nesting",
+            field=None,
+        ) from None
 
 
 def loads(data: str | bytes) -> Any:

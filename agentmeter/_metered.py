@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._capture import Charge, report_fault, reserve_budget, track, tracker_of
+from ._checks import check_metadata
 from ._usage import extract_stream_usage, extract_usage
 from .budget import BudgetGuard, Reservation
 from .models import PaymentType
@@ -69,7 +70,7 @@ class Meter:
         self.enforce_budget = enforce_budget
         self.bill_on_error = bill_on_error
         self.strict = strict
-        self.metadata = dict(metadata or {})
+        self.metadata = check_metadata(metadata)
         self._unknown_shape_logged = False
         self._fixed_cost: tuple[AgentMeterTracker, Decimal] | None = None
 

@@ -179,7 +179,7 @@ class EventEndpointsMixin(_ClientCore):
             "project_id": self._project(project_id),
             "agent_id": self._agent(agent_id),
             "user_id": self._user(user_id),
-            "metadata": dict(metadata) if metadata else {},
+            "metadata": {} if metadata is None else metadata,  # the model checks and copies it
         }
 
     def record_api_request_pay(

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     PlainSerializer,
     StringConstraints,
@@ -20,6 +21,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from ._checks import check_metadata, check_text
 from ._json import format_time
 from .errors import AgentMeterValidationError
 from .pricing import money_text, to_count, to_money, to_total
@@ -35,6 +37,14 @@ def _total(value: Any, info: ValidationInfo) -> Decimal:
 
 def _count(value: Any, info: ValidationInfo) -> int:
     return to_count(value, info.field_name or "value")
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    return check_text(value, info.field_name or "value")
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    return check_metadata(value)
 
 
 def _utc(value: Any, info: ValidationInfo) -> datetime:
@@ -110,7 +120,11 @@ UtcDatetime = Annotated[
     PlainSerializer(format_time, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# Text a user controls: valid Unicode (no lone surrogate), so it can be stored and sent.
+Text = Annotated[str, AfterValidator(_text)]
+Identifier = Annotated[Text, StringConstraints(min_length=1, max_length=256)]
+# JSON-safe metadata: see agentmeter._checks.
+MetadataDict = Annotated[dict[str, Any], BeforeValidator(_metadata)]
 EventId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),

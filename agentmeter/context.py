@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from ._capture import Charge, check_sink, report_fault, reserve_budget, track, tracker_of
+from ._checks import check_metadata
 from .budget import BudgetGuard, Reservation
 from .models import PaymentType
 from .pricing import ZERO
@@ -55,7 +56,7 @@ class UsageContext:
             "amount": charge.amount if charge.amount is not None else ZERO,
             "description": charge.description,
             "user_id": user_id,
-            "metadata": dict(metadata or {}),
+            "metadata": check_metadata(metadata),
         }
         self.event_id: str | None = None
         self._started = 0.0

@@ -38,8 +38,10 @@ from ._types import (
     Count,
     EventId,
     Identifier,
+    MetadataDict,
     Money,
     MoneyTotal,
+    Text,
     UtcDatetime,
     validation_error_from,
 )
@@ -76,7 +78,7 @@ def _metadata_json(value: dict[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(_json.dumps(value)))
 
 
-Metadata = Annotated[dict[str, Any], PlainSerializer(_metadata_json, when_used="json")]
+Metadata = Annotated[MetadataDict, PlainSerializer(_metadata_json, when_used="json")]
 
 
 class AgentMeterModel(BaseModel):
@@ -181,7 +183,7 @@ class InstantPayEvent(MeterEvent):
     payment_type: Literal[PaymentType.INSTANT_PAY] = PaymentType.INSTANT_PAY  # type: ignore[misc]
     event_type: Literal[EventType.INSTANT_PAYMENT] = EventType.INSTANT_PAYMENT
     amount: Money
-    description: Annotated[str, Field(max_length=1000)] = ""
+    description: Annotated[Text, Field(max_length=1000)] = ""
 
     def _compute_cost(self) -> Decimal:
         return self.amount
@@ -254,6 +256,8 @@ class UserMeter(AgentMeterModel):
 
     On the wire an unset threshold is ``"threshold_amount": "0"`` with
     ``"threshold_set": false``: AgentMeter 0.2 clients need a number there.
+    Likewise a meter never reset (``last_reset_at`` None) carries its
+    ``updated_at`` as ``last_reset_at`` with ``"was_reset": false``.
     """
 
     project_id: str
@@ -267,8 +271,21 @@ class UserMeter(AgentMeterModel):
     @classmethod
     def _unset_threshold(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and data.get("threshold_set") is False:
-            return {**data, "threshold_amount": None}
+            data = {**data, "threshold_amount": None}
+        if isinstance(data, Mapping) and data.get("was_reset") is False:
+            data = {**data, "last_reset_at": None}
         return data
+
+    @field_serializer("last_reset_at", when_used="json")
+    def _last_reset_on_the_wire(self, value: datetime | None) -> str | None:
+        moment = value if value is not None else self.updated_at  # 0.2 needs a time
+        return _json.format_time(moment) if moment is not None else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def was_reset(self) -> bool:
+        """Whether the meter was ever reset (False: ``last_reset_at`` is None)."""
+        return self.last_reset_at is not None
 
     @field_serializer("threshold_amount", when_used="json")
     def _threshold_on_the_wire(self, value: Decimal | None) -> str:

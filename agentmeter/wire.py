@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from ._types import Identifier, Money, UtcDatetime
+from ._types import Identifier, Money, Text, UtcDatetime
 from .errors import AgentMeterValidationError
 from .models import AgentMeterModel, BillingStatus, EventType, PaymentType
 
@@ -59,8 +59,8 @@ class WireModel(AgentMeterModel):
 
 class EventQuery(WireModel):
     project_id: Identifier
-    agent_id: str | None = None
-    user_id: str | None = None
+    agent_id: Text | None = None
+    user_id: Text | None = None
     event_type: EventType | None = None
     payment_type: PaymentType | None = None
     start_date: UtcDatetime | None = None
@@ -80,8 +80,8 @@ class ReportQuery(WireModel):
     group_by: list[GroupKey] = Field(default_factory=list)
     start_date: UtcDatetime | None = None
     end_date: UtcDatetime | None = None
-    user_id: str | None = None
-    agent_id: str | None = None
+    user_id: Text | None = None
+    agent_id: Text | None = None
 
 
 class MeterKey(WireModel):
@@ -98,16 +98,16 @@ class IncrementMeterBody(MeterKey):
 
 
 class ProjectCreateBody(WireModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=2000)] | None = None
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    description: Annotated[Text, Field(max_length=2000)] | None = None
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")] | None = (
         None
     )
 
 
 class ProjectUpdateBody(WireModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    description: Annotated[str, Field(max_length=2000)] | None = None
+    name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[Text, Field(max_length=2000)] | None = None
 
 
 class BillingCreateBody(WireModel):

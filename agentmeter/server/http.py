@@ -22,7 +22,13 @@ logger = logging.getLogger("agentmeter.server")
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(_json.dumps_bytes(content), status_code, media_type="application/json")
+    try:
+        body = _json.dumps_bytes(content)
+    except UnicodeEncodeError:
+        # A lone surrogate no input check let through: "\ud800" is a valid JSON
+        # escape, and surrogates only occur inside strings. Never a 500.
+        body = _json.dumps(content).encode("utf-8", "backslashreplace")
+    return Response(body, status_code, media_type="application/json")
 
 
 def error_response(error: WireError, headers: dict[str, str] | None = None) -> Response:
@@ -73,6 +79,8 @@ async def read_json(request: Request) -> Any:
         return _json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError):
         raise WireError(400, "bad_request", "the body is not valid JSON") from None
+    except RecursionError:  # json's C parser guards its own depth: no stack is at risk
+        raise WireError(400, "bad_request", "the body's JSON is nested too deeply") from None
 
 
 def install_error_handlers(app: FastAPI) -> None:

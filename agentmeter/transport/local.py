@@ -80,7 +80,8 @@ class LocalTransport:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.api = LedgerAPI(ledger)
+        # Embedded users never call POST /projects: a project is made on first use.
+        self.api = LedgerAPI(ledger, create_projects=True)
         register_fork_reset(self)
 
     def before_fork(self) -> None:
@@ -128,7 +129,7 @@ class LocalTransport:
         sleep: Callable[[float], None] | None = None,
     ) -> Any:
         """Answer one request as the server would, errors included."""
-        encoded = _json.dumps_bytes(body) if body is not None else None
+        encoded = _json.encode_body(body)
         try:
             answer = self._dispatch(method, path, params, encoded)
         except WireError as exc:
