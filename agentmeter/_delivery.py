@@ -13,7 +13,11 @@ is empty.
 
 Events keep their ids through every attempt and replay; the server stores
 each id once. An event the server rejects as invalid is final: counted,
-logged, handed to ``on_error`` and never sent again.
+logged, handed to ``on_error`` and never sent again. So is an event that
+slipped past validation and cannot even be encoded (a non-finite float, a
+lone surrogate, an object whose ``str()`` raises): when a batch fails to
+encode, each event is tried alone, the bad ones are *poisoned* (the same
+as rejected, and kept in the outbox's quarantine) and the rest go on.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._build import finalize
+from ._outbox_damage import encoding_problem, safe_text
 from ._queue import EventQueue, WireEvent
-from .errors import AgentMeterAPIError, AgentMeterError
+from .errors import AgentMeterAPIError, AgentMeterError, AgentMeterValidationError
 from .models import BatchResult, ErrorInfo
 
 if TYPE_CHECKING:
@@ -61,6 +66,7 @@ class TrackerStats:
     replayed: int
     outbox_pending: int
     last_error: str | None
+    outbox_quarantined: int = 0  # events set aside in the outbox file (any tracker's)
 
 
 class Counters:
@@ -113,6 +119,7 @@ class Deliverer:
         self._dirty_marks = 0  # how often rows were put in the outbox (see mark_dirty)
         self._replay_pause = replay_interval
         self._next_replay = 0.0
+        self._last_failure = ""
 
     # ---------------------------------------------------------------- loop
 
@@ -123,11 +130,20 @@ class Deliverer:
                 self._round()
             except Interrupted:
                 return
-            except Exception:  # a bug or a broken disk must not end delivery for good
-                logger.exception("agentmeter delivery failed; retrying in a second")
+            except Exception as exc:  # a bug or a broken disk must not end delivery for good
+                self._log_failure(exc)
                 self.queue.push_front(self.inflight)  # whatever it was holding is not lost
                 self.inflight = []
                 self.stop.wait(1.0)
+
+    def _log_failure(self, exc: Exception) -> None:
+        """The traceback once; the same failure again, one line each time."""
+        failure = safe_text(f"{type(exc).__name__}: {exc}", 300)
+        if failure == self._last_failure:
+            logger.error("agentmeter delivery failed again (%s); retrying in a second", failure)
+            return
+        self._last_failure = failure
+        logger.exception("agentmeter delivery failed; retrying in a second")
 
     def _round(self) -> None:
         if self.server_down and self.outbox is None:
@@ -163,10 +179,9 @@ class Deliverer:
             return True
         return not self.server_down or time.monotonic() >= self._next_replay
 
-    def _handle(self, batch: list[WireEvent]) -> None:
-        self.inflight = batch
-        for event in batch:
-            finalize(event)
+    def _handle(self, taken: list[WireEvent]) -> None:
+        self.inflight = taken
+        batch = self._finalized(taken)
         held = 0  # events put back in the queue (no outbox): not settled yet
         if self.server_down and self.outbox is not None:
             self._spill(batch)
@@ -185,7 +200,19 @@ class Deliverer:
                 kept = {event["id"] for event in leftover}
                 self.outbox.ack([e["id"] for e in batch if e["id"] not in kept])
         self.inflight = []
-        self.counters.add(settled=len(batch) - held)
+        self.counters.add(settled=len(taken) - held)
+
+    def _finalized(self, taken: list[WireEvent]) -> list[WireEvent]:
+        """The batch in wire form; an event that cannot be finalized is poisoned."""
+        batch, broken = [], []
+        for event in taken:
+            try:
+                batch.append(finalize(event))
+            except Exception as exc:
+                broken.append((event, safe_text(f"cannot be finalized: {exc!r}")))
+        if broken:
+            self._poison(broken)
+        return batch
 
     def _spill(self, events: list[WireEvent]) -> None:
         assert self.outbox is not None
@@ -252,10 +279,50 @@ class Deliverer:
             if exc.status_code in _SPLIT_STATUSES:
                 return self._split(batch, exc)
             return self._undelivered(batch, exc)
+        except AgentMeterValidationError as exc:  # refused before sending: the content
+            return self._split_refused(batch, exc)
         except AgentMeterError as exc:
             return self._undelivered(batch, exc)
+        except Interrupted:
+            raise
+        except Exception as exc:
+            return self._without_unencodable(batch, exc)
         self._account(batch, result)
         return []
+
+    def _without_unencodable(self, batch: list[WireEvent], exc: Exception) -> list[WireEvent]:
+        """The batch failed to encode: poison the events that cannot be, send the rest.
+        If every event encodes alone, the failure is not theirs: raised on."""
+        problems = [(event, problem) for event in batch if (problem := encoding_problem(event))]
+        if not problems:
+            raise exc
+        self._poison(problems)
+        bad = {id(event) for event, _ in problems}
+        rest = [event for event in batch if id(event) not in bad]
+        return self.deliver(rest) if rest else []
+
+    def _split_refused(
+        self, batch: list[WireEvent], exc: AgentMeterValidationError
+    ) -> list[WireEvent]:
+        if len(batch) == 1:
+            self._poison([(batch[0], safe_text(f"refused before sending: {exc}"))])
+            return []
+        middle = len(batch) // 2
+        return self.deliver(batch[:middle]) + self.deliver(batch[middle:])
+
+    def _poison(self, problems: list[tuple[WireEvent, str]]) -> None:
+        """Events that can never be sent: final like a rejection, kept in the quarantine."""
+        if self.outbox is not None:
+            self.outbox.quarantine(problems)  # logs the events it files
+        else:
+            logger.error(
+                "agentmeter: %d events cannot be delivered and are dropped; first %s: %s",
+                len(problems),
+                safe_text(str(problems[0][0].get("id"))),
+                problems[0][1],
+            )
+        for event, problem in problems:
+            self._reject(event, ErrorInfo(code="unencodable", message=problem), log=False)
 
     def _split(self, batch: list[WireEvent], exc: AgentMeterAPIError) -> list[WireEvent]:
         if len(batch) == 1:  # this one event is what the server refuses
@@ -277,10 +344,11 @@ class Deliverer:
                 self._reject(batch[rejected.index], rejected.error)
         self.counters.add(sent=result.accepted, duplicates=result.duplicates)
 
-    def _reject(self, event: WireEvent, error: ErrorInfo) -> None:
+    def _reject(self, event: WireEvent, error: ErrorInfo, *, log: bool = True) -> None:
         self.counters.add(failed=1)
         self.counters.error(error.message)
-        logger.error("agentmeter event %s was rejected: %s", event.get("id"), error.message)
+        if log:
+            logger.error("agentmeter event %s was rejected: %s", event.get("id"), error.message)
         if self.on_error is not None:
             try:
                 self.on_error(event, error)

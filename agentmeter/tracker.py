@@ -286,7 +286,13 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
             return
         self._closed = True
         release_closed(self)
-        deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
+        try:
+            self._shut_down(self.shutdown_timeout if timeout is None else timeout)
+        except Exception:  # closing runs in the app's own code paths (and at exit)
+            logger.exception("agentmeter: closing the tracker failed")
+
+    def _shut_down(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         if self._thread is not None:
             assert self._deliverer is not None
             if not self._deliverer.server_down:  # else waiting only delays the exit
@@ -321,6 +327,7 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
             replayed=counters.replayed,
             outbox_pending=self.outbox.pending() if self.outbox is not None else 0,
             last_error=counters.last_error,
+            outbox_quarantined=self.outbox.quarantined_count() if self.outbox is not None else 0,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -56,9 +57,13 @@ def test_status_counts_what_waits(am, target, spool):
     path = spool(wire_events(target.project_id, 7))
     text = am("outbox", "status", "--outbox", path)
     assert text.exit_code == 0, text.stderr
-    assert text.stdout.splitlines() == [f"outbox: {path}", "pending events: 7"]
+    assert text.stdout.splitlines() == [
+        f"outbox: {path}",
+        "pending events: 7",
+        "quarantined events: 0",
+    ]
     document = json.loads(am("outbox", "status", "--outbox", path, "--format", "json").stdout)
-    assert document == {"outbox": str(path), "exists": True, "pending": 7}
+    assert document == {"outbox": str(path), "exists": True, "pending": 7, "quarantined": 0}
 
 
 def test_status_of_a_missing_outbox_creates_nothing(am, tmp_path):
@@ -136,6 +141,75 @@ def test_a_file_that_is_not_an_outbox(am, tmp_path, error_line):
     done = am("outbox", "status", "--outbox", path)
     assert done.exit_code == 2
     assert "cannot read the outbox" in error_line(done)
+
+
+def test_quarantined_events_are_shown_requeued_and_dropped(am, tmp_path):
+    path = tmp_path / "outbox.db"
+    box = Outbox(path)
+    good = {"id": "fine-1", "amount": "1"}
+    assert box.put([good, {"id": "inf-1", "x": float("inf")}, {"id": "inf-2", "y": "\ud800"}]) == 1
+    box.put([{"id": "bad-json", "amount": "1"}])
+    box.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE outbox SET payload = '{[oops' WHERE id = 'bad-json'")
+    box = Outbox(path)
+    assert [row["id"] for row in box.claim(10)] == ["fine-1"]  # the garbage row moves aside
+    box.release(["fine-1"])
+    box.close()
+
+    status = am("outbox", "status", "--outbox", path)
+    assert status.exit_code == 0, status.stderr
+    assert status.stdout.splitlines()[1:] == ["pending events: 1", "quarantined events: 3"]
+    listed = am("outbox", "list", "--outbox", path)
+    assert listed.exit_code == 0, listed.stderr
+    for event_id in ("inf-1", "inf-2", "bad-json"):
+        assert event_id in listed.stdout
+    assert "payload is not JSON" in listed.stdout
+    assert "{[oops" in listed.stdout  # kept as it was found
+    rows = json.loads(am("outbox", "list", "--outbox", path, "--format", "json").stdout)
+    assert sorted(row["id"] for row in rows) == ["bad-json", "inf-1", "inf-2"]
+    assert all(row["reason"] and row["quarantined_at"] for row in rows)
+
+    bare = am("outbox", "requeue", "--outbox", path)
+    assert bare.exit_code == 2  # ids or --all, never everything by accident
+    requeued = am("outbox", "requeue", "--outbox", path, "bad-json")
+    assert requeued.exit_code == 0, requeued.stderr
+    assert "requeued 1 events" in requeued.stdout
+    assert pending(path) == 2
+    dropped = am("outbox", "drop", "--outbox", path, "--all")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert "dropped 2 quarantined events" in dropped.stdout
+    assert "quarantined events: 0" in am("outbox", "status", "--outbox", path).stdout
+
+
+def test_reading_commands_create_no_outbox(am, tmp_path):
+    for command in ("status", "list"):
+        path = tmp_path / f"{command}.db"
+        done = am("outbox", command, "--outbox", path)
+        assert done.exit_code == 0, done.stderr
+        assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["status", "list", "replay", "requeue"])
+def test_a_ledger_named_as_the_outbox_is_refused_and_left_untouched(
+    am, tmp_path, error_line, command
+):
+    """Regression: `outbox status --outbox ledger.db` added an outbox table to the ledger."""
+    ledger = tmp_path / "ledger.db"
+    url = f"sqlite:///{ledger}"
+    with AgentMeterClient(base_url=url) as client:
+        client.send_batch(wire_events("default", 3))
+    before = ledger.read_bytes()
+    extra = {"requeue": ["--all"], "replay": ["--db", url]}.get(command, [])
+    done = am("outbox", command, "--outbox", ledger, *extra)
+    assert done.exit_code == 2, done.stdout
+    assert "is not an outbox" in error_line(done)
+    assert ledger.read_bytes() == before
+    with sqlite3.connect(ledger) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "outbox" not in tables
+    assert "quarantine" not in tables
 
 
 # ---------------------------------------------------------------- progress

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from agentmeter import Outbox
+from agentmeter.errors import AgentMeterConfigurationError
 from agentmeter.outbox import outbox_for
 
 
@@ -221,3 +225,133 @@ def test_default_outbox_is_one_file_per_server_and_key(monkeypatch, tmp_path):
     assert outbox_for(client("http://b", "key-1")).path != a.path
     assert "key-1" not in str(a.path)
     assert "key-1" not in repr(a)
+
+
+# ------------------------------------------------- damage stays local (issue 11)
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "bad", "x": float("inf")},
+        {"id": "bad", "x": float("nan")},
+        {"id": "bad", "model": "\ud800"},
+        {"id": "bad", "\udfff": 1},
+        {"id": "bad", "who": Unprintable()},
+        {"id": "bad\ud800"},
+        {"x": 1},
+    ],
+    ids=["inf", "nan", "surrogate", "surrogate-key", "unprintable", "bad-id", "no-id"],
+)
+def test_an_unencodable_event_is_quarantined_not_stored_with_the_rest(outbox, bad, caplog):
+    """Regression: one such event made put() raise (ValueError, UnicodeEncodeError, ...)
+    and stored none of the events with it."""
+    with caplog.at_level(logging.ERROR, logger="agentmeter"):
+        assert outbox.put([event(1), bad, event(2)]) == 2
+    assert [row["id"] for row in outbox.claim(10)] == ["ev-0001", "ev-0002"]
+    assert outbox.quarantined_count() == 1
+    (row,) = outbox.quarantined()
+    assert row.reason
+    assert row.payload  # its best-effort text, for inspection
+    assert len([r for r in caplog.records if "quarantine" in r.getMessage()]) == 1
+
+
+def test_a_bad_durable_event_fails_no_writer_of_its_group(outbox):
+    """Regression: grouped commits made every writer of the group raise."""
+    failures: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for n in range(25):
+                bad = worker == 0 and n % 5 == 0
+                outbox.put_durable({"id": f"w{worker}-{n}", "x": float("inf") if bad else 1})
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures
+    assert outbox.pending() == 8 * 25 - 5
+    assert outbox.quarantined_count() == 5
+
+
+def test_claimed_rows_are_not_stranded_by_garbage_next_to_them(outbox):
+    """Regression: claim() raised after claiming its batch, so the intact rows of
+    the batch sat out their lease, and a flush() saw nothing left to send."""
+    outbox.put([event(n) for n in range(6)])
+    with sqlite3.connect(outbox.path) as db:
+        db.execute("UPDATE outbox SET payload = 'garbage' WHERE id IN ('ev-0001', 'ev-0002')")
+    assert [row["id"] for row in outbox.claim(3)] == ["ev-0000", "ev-0003", "ev-0004"]
+    assert [row["id"] for row in outbox.claim(10)] == ["ev-0005"]
+    assert outbox.pending() == 4
+    assert outbox.quarantined_count() == 2
+    assert outbox.requeue(["ev-0001"]) == 1  # back it goes, and out again on its next claim
+    assert outbox.claim(10) == []
+    assert outbox.quarantined_count() == 2
+    assert outbox.drop() == 2
+    assert outbox.quarantined_count() == 0
+
+
+def test_damage_found_while_running_sets_the_file_aside(tmp_path, monkeypatch, caplog):
+    """Damage the open-time check did not see: the claim that meets it repairs."""
+    path = tmp_path / "outbox.db"
+    box = Outbox(path)
+    box.put([{"id": f"e{n:03d}", "pad": "p" * 300} for n in range(200)])
+    box.close()
+    with sqlite3.connect(path) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as file:  # a page in the middle of the table
+        file.seek(20 * page_size)
+        file.write(random.Random(3).randbytes(page_size))
+    from agentmeter import _outbox_damage
+
+    monkeypatch.setattr(_outbox_damage, "check_readable", lambda connection: None)
+    with caplog.at_level(logging.WARNING, logger="agentmeter"):
+        claimed = []
+        while rows := box.claim(50):
+            claimed += [row["id"] for row in rows]
+    assert 100 < len(claimed) < 200
+    assert len(set(claimed)) == len(claimed)  # rows claimed before the repair stay claimed
+    assert len([r for r in caplog.records if "damaged" in r.getMessage()]) == 1
+    assert list(tmp_path.glob("outbox.db.corrupt-*"))
+    box.close()
+
+
+def test_a_file_that_is_not_an_outbox_is_refused_and_left_untouched(tmp_path):
+    """A ledger (or any other database) named as the outbox is an error, not a repair."""
+    path = tmp_path / "ledger.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id TEXT PRIMARY KEY)")
+    before = path.read_bytes()
+    for box in (Outbox(path), Outbox(path, read_only=True)):
+        with pytest.raises(AgentMeterConfigurationError, match="not an outbox"):
+            box.pending()
+        box.close()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.db"]
+
+
+def test_read_only_creates_nothing(tmp_path):
+    box = Outbox(tmp_path / "missing" / "outbox.db", read_only=True)
+    with pytest.raises(sqlite3.OperationalError):
+        box.pending()
+    box.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_outbox_file_is_private(tmp_path):
+    box = Outbox(tmp_path / "private" / "outbox.db")
+    box.put([event(1)])
+    assert box.path.stat().st_mode & 0o777 == 0o600
+    assert box.path.parent.stat().st_mode & 0o777 == 0o700
+    box.close()
