@@ -11,21 +11,64 @@ import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote_plus
 
 # Anything that looks like a bearer token or one of our keys is masked.
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',]+"),
     re.compile(r"\bam_(?:proj|admin)_[A-Za-z0-9_\-]+"),
 )
+# The value of a query parameter (or ``name=value`` pair) named like a credential.
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)(?<![A-Za-z0-9_\-])("
+    r"(?:x[-_])?api[-_]?key|key|(?:access[-_]|refresh[-_]|id[-_])?token|auth|authorization"
+    r"|secret|password|passwd"
+    r")(=)[^&\s\"'#;,]*"
+)
+# A secret is masked only as a whole token, never inside a longer word.
+_WORD_CHARS = r"A-Za-z0-9_\-"
+_MAX_DECODE_ROUNDS = 5
 
 
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Return ``text`` with the given secrets and key-like tokens masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """Return ``text`` with the given secrets and key-like tokens masked.
+
+    Percent-encoded (also doubly encoded, ``+`` for space) words are decoded
+    before matching; a word that hides a secret is shown decoded and masked.
+    """
+    patterns = [_secret_pattern(secret) for secret in secrets if secret]
+    words = re.split(r"(\s+)", _mask(text, patterns))
+    return "".join(_scrub_word(word, patterns) for word in words)
+
+
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![{_WORD_CHARS}]){re.escape(secret)}(?![{_WORD_CHARS}])")
+
+
+def _mask(text: str, patterns: list[re.Pattern[str]]) -> str:
+    text = _CREDENTIAL_PARAM.sub(r"\1\2***", text)
+    for pattern in patterns:
+        text = pattern.sub("***", text)
     text = _SECRET_PATTERNS[0].sub(r"\1***", text)
     return _SECRET_PATTERNS[1].sub("***", text)
+
+
+def _scrub_word(word: str, patterns: list[re.Pattern[str]]) -> str:
+    if "%" not in word and "+" not in word:
+        return word
+    decoded = _fully_decoded(word)
+    masked = _mask(decoded, patterns)
+    # Only a word that hid something is shown decoded; the rest stay as written.
+    return masked if masked != decoded else word
+
+
+def _fully_decoded(text: str) -> str:
+    for _ in range(_MAX_DECODE_ROUNDS):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
 
 
 def scrub_data(value: Any, secrets: Iterable[str | None] = ()) -> Any:

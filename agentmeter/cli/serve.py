@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
+from datetime import timedelta
 
 import click
 
@@ -13,7 +16,8 @@ import click
 \b
 Examples:
   agentmeter serve
-  agentmeter serve --host 0.0.0.0 --port 8787 --db sqlite:///var/agentmeter/ledger.db
+  agentmeter serve --host 0.0.0.0 --port 8787 --db sqlite:////var/lib/agentmeter/ledger.db
+  (four slashes: sqlite:/// then the absolute path /var/...; three make a relative path)
   AGENTMETER_ADMIN_KEY=... agentmeter serve --db postgresql+psycopg://u:p@db/agentmeter
 """
 )
@@ -38,7 +42,23 @@ Examples:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, db_url: str | None, pool_size: int, log_level: str) -> None:
+@click.option(
+    "--max-future-skew",
+    default="300",
+    show_default=True,
+    metavar="SECONDS|off",
+    callback=lambda _context, _param, value: _future_skew(value),
+    help="Refuse events stamped more than this many seconds after the server's "
+    "clock (422 naming timestamp); 'off' accepts any time.",
+)
+def serve(
+    host: str,
+    port: int,
+    db_url: str | None,
+    pool_size: int,
+    log_level: str,
+    max_future_skew: timedelta | None,
+) -> None:
     """Serve the AgentMeter API.
 
     The admin key is AGENTMETER_ADMIN_KEY; without it, a ledger that has no
@@ -56,9 +76,43 @@ def serve(host: str, port: int, db_url: str | None, pool_size: int, log_level: s
         ) from None
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     admin_key = os.environ.get("AGENTMETER_ADMIN_KEY") or None
-    ledger = Ledger.open(db_url or default_ledger_url(), pool_size=pool_size)
+    # The port is taken before the one-time admin key is made: a key
+    # printed by a server that then fails to bind would be lost for good.
+    sock = _listen_or_exit(host, port)
+    try:
+        ledger = Ledger.open(db_url or default_ledger_url(), pool_size=pool_size)
+    except BaseException:
+        sock.close()
+        raise
     new_key = bootstrap_admin_key(ledger, admin_key)
     if new_key:
         click.echo(f"admin key (shown once, store it now): {new_key}")
     click.echo(f"agentmeter serving {ledger!r} on http://{host}:{port}", err=True)
-    run_server(ledger, host=host, port=port, admin_key=admin_key, log_level=log_level)
+    run_server(
+        ledger,
+        host=host,
+        port=port,
+        admin_key=admin_key,
+        log_level=log_level,
+        max_future_skew=max_future_skew,
+        sock=sock,
+    )
+
+
+def _listen_or_exit(host: str, port: int) -> socket.socket:
+    from ..server import listen_socket
+
+    try:
+        return listen_socket(host, port)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        click.echo(f"error: cannot listen on {host}:{port}: {reason}", err=True)
+        sys.exit(2)
+
+
+def _future_skew(value: str) -> timedelta | None:
+    if value.strip().lower() == "off":
+        return None
+    if not value.strip().isdigit():
+        raise click.BadParameter(f"must be a whole number of seconds or 'off', got {value!r}")
+    return timedelta(seconds=int(value))

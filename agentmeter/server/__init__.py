@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Mapping
+from datetime import timedelta
 
 from ..errors import scrub
 from ..ledger import Ledger, new_api_key
+from ..ledger.admission import DEFAULT_MAX_FUTURE_SKEW
 from .app import create_app
 
 logger = logging.getLogger("agentmeter.server")
@@ -26,10 +30,15 @@ class _ScrubKeys(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = scrub(record.msg, self._secrets)
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                scrub(arg, self._secrets) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(self._scrubbed(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {name: self._scrubbed(arg) for name, arg in record.args.items()}
         return True
+
+    def _scrubbed(self, arg: object) -> object:
+        # Percent-encoded keys (?authorization=Bearer%20am_proj_...) are
+        # decoded by scrub before matching.
+        return scrub(arg, self._secrets) if isinstance(arg, str) else arg
 
 
 def bootstrap_admin_key(ledger: Ledger, configured_key: str | None) -> str | None:
@@ -45,6 +54,26 @@ def bootstrap_admin_key(ledger: Ledger, configured_key: str | None) -> str | Non
     return key
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` now, before any admin key is made.
+
+    Raises :class:`OSError` (``EADDRINUSE`` for a busy port); nothing else
+    has happened then, so a one-time key is never shown for a server that
+    cannot start.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(
     ledger: Ledger,
     *,
@@ -52,22 +81,30 @@ def serve(
     port: int = 8787,
     admin_key: str | None = None,
     log_level: str = "info",
+    max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``ledger`` until interrupted, then close it."""
+    """Serve ``ledger`` until interrupted, then close it.
+
+    ``sock`` is a socket from :func:`listen_socket`; without it the
+    address is bound here.
+    """
     import uvicorn
 
-    app = create_app(ledger, admin_key=admin_key)
+    app = create_app(ledger, admin_key=admin_key, max_future_skew=max_future_skew)
     # Config sets up uvicorn's loggers; the filters go on after it did.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False)
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(_ScrubKeys(admin_key))
     server = uvicorn.Server(config)
     try:
-        server.run()
+        listening = sock or listen_socket(host, port)
+        with listening:
+            server.run(sockets=[listening])
     finally:
         ledger.close()
-    if not server.started:  # e.g. the port is taken; uvicorn.run exits 3 then too
+    if not server.started:
         raise SystemExit(3)
 
 
-__all__ = ["bootstrap_admin_key", "create_app", "serve"]
+__all__ = ["bootstrap_admin_key", "create_app", "listen_socket", "serve"]

@@ -104,20 +104,9 @@ class HttpTransport:
         body: Any = None,
     ) -> Any:
         started = time.perf_counter()
-        data = _json.dumps_bytes(body) if body is not None else None
+        data = _json.encode_body(body)
         headers = {"Content-Type": "application/json"} if data is not None else None
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                params=query_pairs(params),
-                data=data,
-                headers=headers,
-                timeout=self._timeouts,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise self._connection_error(exc, method, path) from None
+        response = self._send(method, path, params=params, data=data, headers=headers)
         logger.debug(
             "%s %s -> %d in %.1f ms",
             method,
@@ -137,7 +126,34 @@ class HttpTransport:
         try:
             return _json.loads(response.content)
         except ValueError:
-            raise self._api_error(response, "the answer is not JSON") from None
+            pass
+        raise self._api_error(response, "the answer is not JSON")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        data: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> requests.Response:
+        try:
+            return self._session.request(
+                method,
+                self.base_url + path,
+                params=query_pairs(params),
+                data=data,
+                headers=headers,
+                timeout=self._timeouts,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            error = self._connection_error(exc, method, path)
+        # Raised outside the except block: ``from None`` would still keep the
+        # requests exception as __context__, and its .request holds the
+        # Authorization header.
+        raise error
 
     def close(self) -> None:
         self._session.close()

@@ -132,3 +132,205 @@ def test_a_client_from_the_environment_hides_the_key(monkeypatch, api_key, base_
     client = AgentMeterClient()
     assert client.config.api_key_value == api_key
     assert_hidden(api_key, repr(client), repr(client.config))
+
+
+# --- issue 11 item 8: encoded keys, exact-match masking, nothing reachable ---
+
+PROJ_KEY = "am_proj_Zx81kQ2mW7"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/x?authorization=Bearer%20{PROJ_KEY}",
+        f"/x?authorization=Bearer+{PROJ_KEY}",
+        f"/x?api_key=%22{PROJ_KEY}%22",
+        f"/x?q=%2522{PROJ_KEY}%2522",  # doubly encoded
+        f"/x?q=%22am%5fproj%5F{PROJ_KEY[8:]}%22",  # mixed-case hex
+        f"/x?q=am%255Fproj%255F{PROJ_KEY[8:]}",
+        f"/x?q=Bearer%2520{PROJ_KEY}",
+        "/x?token=secretvalue&b=1",
+        "/x?ApiKey=secretvalue",
+        "/x?x-api-key=secretvalue",
+        "/x?access_token=secretvalue",
+        "/x?key=secretvalue",
+    ],
+)
+def test_the_access_log_masks_encoded_keys_and_credential_parameters(path, caplog):
+    from agentmeter.server import _ScrubKeys
+
+    logger = logging.getLogger("test.access")
+    logger.addFilter(_ScrubKeys("am_admin_unrelated"))
+    with caplog.at_level(logging.INFO, logger="test.access"):
+        logger.info('%s - "%s %s HTTP/1.1" %d', "127.0.0.1:5", "GET", path, 401)
+    line = caplog.records[-1].getMessage()
+    assert PROJ_KEY[8:] not in line
+    assert "secretvalue" not in line
+    assert '"GET /x?' in line  # the rest of the line is kept
+    assert line.endswith('HTTP/1.1" 401')
+
+
+def test_a_short_key_is_masked_only_as_a_whole_token():
+    assert scrub("Max retries: a failed", ["a"]) == "Max retries: *** failed"
+    assert scrub("Mark and Ma retries", ["Ma"]) == "Mark and *** retries"
+    assert scrub("key=k1, k1x xk1", ["k1"]) == "key=***, k1x xk1"
+
+
+def test_key_shaped_tokens_are_masked_whatever_the_given_secrets():
+    assert scrub(f"echo {PROJ_KEY} and am_admin_abc", []) == "echo *** and ***"
+    assert scrub("Authorization: Bearer abc.def", []) == "Authorization: Bearer ***"
+
+
+def test_unencoded_text_is_left_as_written():
+    assert scrub("GET /p?q=a%2Fb&n=1+2 200", ["zz"]) == "GET /p?q=a%2Fb&n=1+2 200"
+
+
+def _texts_reachable_from(value, depth=0, seen=None):
+    """Every str/bytes reachable from an exception: its chain, args, attributes
+    (a requests PreparedRequest's headers included), depth-bounded."""
+    seen = set() if seen is None else seen
+    if depth > 8 or id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (bytes, bytearray)):
+        yield bytes(value).decode("latin-1")
+    elif isinstance(value, (int, float, type(None), type)):
+        return
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts_reachable_from(key, depth + 1, seen)
+            yield from _texts_reachable_from(item, depth + 1, seen)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _texts_reachable_from(item, depth + 1, seen)
+    else:
+        if isinstance(value, BaseException):
+            for linked in (value.args, value.__cause__, value.__context__):
+                yield from _texts_reachable_from(linked, depth + 1, seen)
+        headers = getattr(value, "headers", None)
+        if headers is not None:
+            yield from _texts_reachable_from(dict(headers), depth + 1, seen)
+        attributes = getattr(value, "__dict__", None)
+        if isinstance(attributes, dict):
+            yield from _texts_reachable_from(attributes, depth + 1, seen)
+
+
+def assert_unreachable(key, error):
+    texts = list(_texts_reachable_from(error))
+    assert texts  # the walk did reach something
+    assert not [text for text in texts if key in text]
+
+
+def _closed_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _SilentServer:
+    """Accepts connections and never answers (read timeouts), or answers
+    garbage to a TLS hello (SSL errors)."""
+
+    def __init__(self, reply: bytes | None = None):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.reply = reply
+        self.conns = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is not None:
+                try:
+                    conn.recv(1024)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def close(self):
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+def _http_client(url, api_key, attempts=1, **options):
+    from agentmeter.transport.http import HttpTransport
+    from agentmeter.transport.retry import RetryPolicy
+
+    retry = RetryPolicy(max_attempts=attempts, sleep=lambda _s: None, random=lambda: 0.0)
+    transport = HttpTransport(url, api_key, retry=retry, **options)
+    return AgentMeterClient(api_key=api_key, base_url=url, project_id="p", transport=transport)
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_no_key_is_reachable_from_a_connection_refused_error(attempts):
+    client = _http_client(f"http://127.0.0.1:{_closed_port()}", PROJ_KEY, attempts)
+    with pytest.raises(AgentMeterError) as raised:
+        client.health_check()
+    assert_unreachable(PROJ_KEY, raised.value)
+    assert_unreachable(PROJ_KEY[8:], raised.value)
+
+
+def test_no_key_is_reachable_from_a_timeout_error():
+    silent = _SilentServer()
+    try:
+        client = _http_client(f"http://127.0.0.1:{silent.port}", PROJ_KEY, 2, timeout=0.2)
+        with pytest.raises(AgentMeterError) as raised:
+            client.health_check()
+    finally:
+        silent.close()
+    assert raised.value.timeout
+    assert_unreachable(PROJ_KEY[8:], raised.value)
+
+
+def test_no_key_is_reachable_from_an_ssl_error():
+    garbage = _SilentServer(reply=b"HTTP/1.1 200 OK\r\n\r\nnot tls at all")
+    try:
+        client = _http_client(f"https://127.0.0.1:{garbage.port}", PROJ_KEY)
+        with pytest.raises(AgentMeterError) as raised:
+            client.health_check()
+    finally:
+        garbage.close()
+    assert_unreachable(PROJ_KEY[8:], raised.value)
+
+
+def test_no_key_is_reachable_from_an_invalid_url_error():
+    client = _http_client("http://", PROJ_KEY)
+    with pytest.raises(AgentMeterError) as raised:
+        client.health_check()
+    assert_unreachable(PROJ_KEY[8:], raised.value)
+
+
+def test_no_key_is_reachable_through_the_failover_transport():
+    from agentmeter.transport.failover import FailoverTransport
+    from agentmeter.transport.retry import RetryPolicy
+
+    urls = [f"http://127.0.0.1:{_closed_port()}" for _ in range(2)]
+    retry = RetryPolicy(max_attempts=3, sleep=lambda _s: None)
+    transport = FailoverTransport(urls, PROJ_KEY, retry=retry)
+    client = AgentMeterClient(api_key=PROJ_KEY, project_id="p", transport=transport)
+    with pytest.raises(AgentMeterError) as raised:
+        client.health_check()
+    assert_unreachable(PROJ_KEY[8:], raised.value)
+
+
+def test_no_key_is_reachable_from_a_connection_error_echoing_it(server, api_key):
+    server.get(HEALTH, body=requests.ConnectionError(f"proxy rejected Bearer {api_key}"))
+    client = _http_client(server.base_url, api_key)
+    with pytest.raises(AgentMeterError) as raised:
+        client.health_check()
+    assert_unreachable(api_key, raised.value)
