@@ -6,6 +6,7 @@ works, and the key stays a :class:`~pydantic.SecretStr` on the way.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from decimal import Decimal
@@ -73,6 +74,14 @@ class AgentMeterConfig(AgentMeterModel):
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+    def dict(self, **options: Any) -> builtins.dict[str, Any]:
+        """The settings by name, as 0.2 had them: ``AgentMeterClient(**config.dict())``.
+
+        Pydantic 2 deprecates ``dict()`` for ``model_dump()``; this is the
+        same, without the deprecation warning.
+        """
+        return self.model_dump(**options)
 
     @property
     def api_key_value(self) -> str | None:

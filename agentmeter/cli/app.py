@@ -15,12 +15,14 @@ from typing import Any
 import click
 
 from .._version import __version__
+from ..errors import AgentMeterConfigurationError, AgentMeterError, AgentMeterValidationError
 from .billing import billing
 from .common import (
     EXIT_API,
     EXIT_BROKEN_PIPE,
     EXIT_USAGE,
     fail,
+    os_failure,
     secrets_of,
     silence_stdout,
     unexpected,
@@ -85,6 +87,12 @@ class AgentMeterGroup(click.Group):
         except BrokenPipeError:  # `agentmeter events | head`: the reader left
             silence_stdout()
             sys.exit(EXIT_BROKEN_PIPE)
+        except (AgentMeterValidationError, AgentMeterConfigurationError) as exc:
+            fail(str(exc), EXIT_USAGE, secrets_of(None))  # e.g. serve on a file that is no ledger
+        except AgentMeterError as exc:
+            fail(str(exc), EXIT_API, secrets_of(None))
+        except OSError as exc:
+            fail(os_failure(exc), EXIT_USAGE, secrets_of(None))
         except Exception as exc:  # the last line of defence against tracebacks
             if os.environ.get("AGENTMETER_DEBUG"):
                 raise

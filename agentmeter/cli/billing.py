@@ -122,13 +122,14 @@ def billing_list(
         records = [record for record in records if record.status.value == status]
     if fmt == "csv":
         rows = [[getattr(record, column) for column in CSV_COLUMNS] for record in records]
-        write_csv(output, CSV_COLUMNS, rows)
+        write_csv(output, CSV_COLUMNS, rows, plural(len(records), "billing record"))
     elif fmt == "json":
         items = [record.to_dict() for record in records]
-        write_json(output, {"generated_at": now_text(), "billing_records": items})
+        document = {"generated_at": now_text(), "billing_records": items}
+        write_json(output, document, plural(len(records), "billing record"))
     else:
         footer = [plural(len(records), "billing record")]
-        print_table(_records_table(records), output, footer=footer)
+        print_table(_records_table(records), output, footer=footer, what=footer[0])
 
 
 @billing.command(

@@ -10,9 +10,9 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -20,6 +20,7 @@ import click
 from ..client import AgentMeterClient
 from ..errors import (
     AgentMeterConfigurationError,
+    AgentMeterConnectionError,
     AgentMeterError,
     AgentMeterValidationError,
     scrub,
@@ -129,6 +130,11 @@ def handle_errors(func: F) -> F:
                 return func(*args, **kwargs)
         except (AgentMeterValidationError, AgentMeterConfigurationError) as exc:
             fail(str(exc), EXIT_USAGE, secrets)
+        except AgentMeterConnectionError as exc:
+            message = (
+                str(exc) if kwargs.get("db") else connection_failure(exc, kwargs.get("base_url"))
+            )
+            fail(message, EXIT_API, secrets)
         except AgentMeterError as exc:
             fail(str(exc), EXIT_API, secrets)
         except BrokenPipeError:  # `agentmeter events ... | head`: the reader left
@@ -136,6 +142,8 @@ def handle_errors(func: F) -> F:
             sys.exit(EXIT_BROKEN_PIPE)
         except click.ClickException:
             raise  # usage errors: the command group prints them
+        except OSError as exc:  # e.g. a ledger folder that cannot be created
+            fail(os_failure(exc), EXIT_USAGE, secrets)
         except Exception as exc:  # here the key of the flag is known and masked
             if os.environ.get("AGENTMETER_DEBUG"):
                 raise
@@ -148,21 +156,75 @@ def unexpected(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (AGENTMETER_DEBUG=1 shows the traceback)"
 
 
-def check_ledger_exists(db: str | None) -> None:
-    """A command that only reads must not create an empty ledger at a mistyped path."""
-    if not db or not db.startswith("sqlite:///") or ":memory:" in db or "mode=memory" in db:
-        return
-    path = Path(db.removeprefix("sqlite:///").split("?", 1)[0]).expanduser()
-    if not path.exists():
-        raise click.BadParameter(f"no ledger file at {path}", param_hint="'--db'")
+def os_failure(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+_REASONS = (
+    (re.compile(r"refused", re.IGNORECASE), "connection refused"),
+    (re.compile(r"timed? ?out", re.IGNORECASE), "timed out"),
+    (
+        re.compile(r"resolve|not known|name resolution|getaddrinfo|nodename", re.IGNORECASE),
+        "name not resolved",
+    ),
+    (re.compile(r"reset|aborted|closed", re.IGNORECASE), "connection reset"),
+    (re.compile(r"ssl|certificate", re.IGNORECASE), "TLS error"),
+)
+
+
+def connection_failure(exc: AgentMeterConnectionError, base_url_flag: str | None) -> str:
+    """``cannot reach http://host:port (connection refused); check --base-url``."""
+    from urllib.parse import urlsplit
+
+    from ..config import DEFAULT_BASE_URL
+
+    env_url = os.environ.get("AGENTMETER_BASE_URL")
+    url = base_url_flag or env_url or DEFAULT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        return str(exc)  # a ledger database, not a server: its message says it all
+    parts = urlsplit(url)
+    reason = "timed out" if exc.timeout else "connection failed"
+    for pattern, text in _REASONS:
+        if pattern.search(str(exc)):
+            reason = text
+            break
+    source = "--base-url" if base_url_flag else "AGENTMETER_BASE_URL" if env_url else None
+    hint = (
+        f"check {source}"
+        if source
+        else "the default server URL; set --base-url or AGENTMETER_BASE_URL"
+    )
+    return f"cannot reach {parts.scheme}://{parts.netloc} ({reason}); {hint}"
+
+
+def ledger_to_read(base_url: str | None, db: str | None) -> str | None:
+    """The ledger URL a read command would open (None when it talks to a server)."""
+    from ..transport.local import default_ledger_url
+
+    target = db or base_url or os.environ.get("AGENTMETER_BASE_URL")
+    if target is None:
+        return None if os.environ.get("AGENTMETER_API_KEY") else default_ledger_url()
+    in_memory = target == "sqlite://" or ":memory:" in target or "mode=memory" in target
+    if in_memory or target.startswith(("http://", "https://")):
+        return None
+    return target
+
+
+def check_ledger_exists(url: str) -> None:
+    """A command that only reads must not create a ledger (at a mistyped path, say)."""
+    from ..ledger import Ledger
+
+    Ledger.open(url, create=False).close()
 
 
 def _with_client(func: Callable[..., Any], reads_only: bool) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         flags = {name: kwargs.pop(name) for name in CONNECTION_FLAGS}
-        if reads_only and not flags["base_url"]:  # both at once: make_client says so
-            check_ledger_exists(flags["db"])
+        url = ledger_to_read(flags["base_url"], flags["db"])
+        if reads_only and url is not None and not (flags["db"] and flags["base_url"]):
+            check_ledger_exists(url)  # both --db and --base-url: make_client says so
         with make_client(**flags) as client:
             return func(*args, client=client, **kwargs)
 

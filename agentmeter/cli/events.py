@@ -24,6 +24,7 @@ from .output import (
     Column,
     TextTable,
     align_money,
+    confirm_written,
     count_text,
     csv_writer,
     destination,
@@ -38,7 +39,7 @@ from .output import (
     time_text,
     wire_value,
 )
-from .params import MOMENT, TIME_HELP, check_range
+from .params import MOMENT, TIME_HELP, check_range, end_or_now
 
 PAGE = 1000
 CSV_COLUMNS = (
@@ -92,7 +93,7 @@ def fetch(
 def _quantity(event: MeterEvent) -> str:
     kind = event.payment_type
     if kind == PaymentType.API_REQUEST_PAY:
-        return f"{count_text(event['api_calls'])} calls"
+        return plural(event["api_calls"], "call")
     if kind == PaymentType.TOKEN_BASED_PAY:
         return f"{count_text(event['tokens_in'])} in / {count_text(event['tokens_out'])} out"
     return str(event.get("description") or "")
@@ -138,12 +139,14 @@ def events(
 ) -> None:
     """List stored events, newest first (table), or export them (json, csv)."""
     check_range(since, until)
+    if everything and _given("limit"):
+        raise click.UsageError("give either --all or --limit, not both")
     filters: dict[str, Any] = {
         "user_id": user_id,
         "agent_id": agent_id,
         "payment_type": payment_type,
         "start_date": since,
-        "end_date": until,
+        "end_date": end_or_now(until),
     }
     cap = None if everything else limit
     with progress_bar() as progress:
@@ -166,12 +169,19 @@ def events(
                 "until": optional_time_text(until),
                 "limit": cap,
             }
-            with destination(output, newline="" if fmt == "csv" else None) as out:
+            newline = "" if fmt == "csv" else None
+            with destination(output, newline=newline, what=None) as out:
                 count = (_write_csv if fmt == "csv" else _write_json)(out, counted(), query)
             if output is not None:
-                click.echo(f"{plural(count, 'event')} written to {output}", err=True)
+                confirm_written(output, plural(count, "event"))
             return
     _print_events(found, output)
+
+
+def _given(parameter: str) -> bool:
+    """Whether the user typed the option (not just its default)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
 
 
 def _write_csv(out: IO[str], found: Iterator[MeterEvent], query: dict[str, Any]) -> int:
@@ -222,4 +232,5 @@ def _print_events(found: list[MeterEvent], output: Path | None) -> None:
             _quantity(event),
             cost,
         )
-    print_table(table, output, footer=[f"{plural(len(found), 'event')}, newest first"])
+    footer = [f"{plural(len(found), 'event')}, newest first"]
+    print_table(table, output, footer=footer, what=plural(len(found), "event"))

@@ -43,6 +43,7 @@ def show_meter(meter: UserMeter, fmt: str) -> None:
         remaining = meter.remaining_budget
         document["remaining_budget"] = money_text(remaining) if remaining is not None else None
         document["usage_percentage"] = money_text(meter.usage_percentage)
+        document["last_reset_at"] = optional_time_text(meter.last_reset_at)  # None: never
         click.echo(dump_json(document))
         return
     threshold = meter.threshold_amount

@@ -1,9 +1,11 @@
 """Rendering shared by the subcommands: tables, CSV, JSON, progress bars.
 
-- Counts get thousands separators (``1,234,567``); money keeps every digit
-  of its Decimal (``1,234.0075``) and is never passed through a float. In a
-  table column the costs are padded with zeros to the same number of
-  decimal places, which lines up the points and changes no value.
+- Counts get thousands separators (``1,234,567``); money is shown exact and
+  normalized (``1,234.0075``, ``4.05`` not ``4.0500``, ``100`` not
+  ``1E+2``) and is never passed through a float.
+- Every value that comes from data (ids, names, descriptions, metadata,
+  messages) is printed as text, never read as rich markup: ``[admin]`` stays
+  ``[admin]``.
 - CSV and JSON carry money as its plain decimal text (``1234.0075``), the
   wire form, so they parse back to the exact value.
 - ``--output FILE`` is written to a temporary file next to it and renamed
@@ -39,6 +41,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from .._json import format_time
 from ..pricing import money_text
@@ -83,20 +86,23 @@ def plural(count: int, noun: str) -> str:
     return f"{count_text(count)} {noun}{'' if count == 1 else 's'}"
 
 
+def money_plain(value: Decimal) -> str:
+    """Exact, without trailing zeros or an exponent: ``4.05``, ``100``, ``0.0000001``."""
+    return format(_normalized(value), "f")
+
+
 def money_display(value: Decimal) -> str:
-    """Exact, with thousands separators in the integer part: ``1,234.0075``."""
-    return format(value, ",f")
+    """:func:`money_plain` with thousands separators in the integer part: ``1,234.0075``."""
+    return format(_normalized(value), ",f")
+
+
+def _normalized(value: Decimal) -> Decimal:
+    return value.normalize() if value else Decimal(0)  # no -0, no 0E-3
 
 
 def align_money(values: Sequence[Decimal]) -> list[str]:
-    """Display texts padded with trailing zeros to one number of decimal places."""
-    texts = [money_display(value) for value in values]
-    places = max((len(text.partition(".")[2]) for text in texts), default=0)
-    aligned = []
-    for text in texts:
-        whole, _, fraction = text.partition(".")
-        aligned.append(f"{whole}.{fraction.ljust(places, '0')}" if places else whole)
-    return aligned
+    """The display texts of a money column (right-aligned by the table, not padded)."""
+    return [money_display(value) for value in values]
 
 
 def now_text() -> str:
@@ -215,7 +221,7 @@ class TextTable:
 
 def key_value_table(pairs: Sequence[tuple[str, str]], title: str | None = None) -> Table:
     table = Table(
-        title=title,
+        title=Text(title) if title is not None else None,
         box=box.SIMPLE,
         show_header=False,
         title_justify="left",
@@ -224,7 +230,7 @@ def key_value_table(pairs: Sequence[tuple[str, str]], title: str | None = None) 
     table.add_column("field", style="bold")
     table.add_column("value", justify="right", overflow="fold")
     for key, value in pairs:
-        table.add_row(key, value)
+        table.add_row(Text(key), Text(value))  # data, never markup
     return table
 
 
@@ -232,8 +238,14 @@ def key_value_table(pairs: Sequence[tuple[str, str]], title: str | None = None) 
 
 
 @contextlib.contextmanager
-def destination(output: Path | None, *, newline: str | None = None) -> Iterator[IO[str]]:
-    """stdout, or a temporary file renamed to ``output`` once complete."""
+def destination(
+    output: Path | None, *, newline: str | None = None, what: str | None = ""
+) -> Iterator[IO[str]]:
+    """stdout, or a temporary file renamed to ``output`` once complete.
+
+    A written file is confirmed on stderr: ``12 rows written to usage.csv``
+    (``what=None``: the caller confirms it, once it knows the count).
+    """
     if output is None:
         yield sys.stdout
         return
@@ -252,10 +264,18 @@ def destination(output: Path | None, *, newline: str | None = None) -> Iterator[
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
+    if what is not None:
+        confirm_written(output, what)
 
 
-def print_table(table: TextTable | Table, output: Path | None, footer: Sequence[str] = ()) -> None:
-    with destination(output) as stream:
+def confirm_written(output: Path, what: str = "") -> None:
+    click.echo(f"{what} written to {output}" if what else f"written to {output}", err=True)
+
+
+def print_table(
+    table: TextTable | Table, output: Path | None, footer: Sequence[str] = (), what: str = ""
+) -> None:
+    with destination(output, what=what) as stream:
         console = stdout_console(stream if output is not None else None)
         if isinstance(table, Table):
             console.print(table)
@@ -277,8 +297,10 @@ def csv_writer(stream: IO[str]) -> Any:
     return csv.writer(stream, lineterminator="\n")
 
 
-def write_csv(output: Path | None, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    with destination(output, newline="") as stream:
+def write_csv(
+    output: Path | None, header: Sequence[str], rows: Sequence[Sequence[Any]], what: str = ""
+) -> None:
+    with destination(output, newline="", what=what) as stream:
         writer = csv_writer(stream)
         writer.writerow(header)
         for row in rows:
@@ -289,7 +311,7 @@ def dump_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, default=wire_value)
 
 
-def write_json(output: Path | None, document: Any) -> None:
-    with destination(output) as stream:
+def write_json(output: Path | None, document: Any, what: str = "") -> None:
+    with destination(output, what=what) as stream:
         stream.write(dump_json(document))
         stream.write("\n")

@@ -127,3 +127,9 @@ def metadata_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--metadata'")
         result[key.strip()] = value
     return result
+
+
+def end_or_now(until: datetime | None) -> datetime:
+    """A window's end: ``--until``, else now, so an event stamped a little ahead
+    (within the server's allowed clock skew) is not counted before its time."""
+    return until if until is not None else datetime.now(timezone.utc)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from .common import connection_options, handle_errors, make_client
+from .common import (
+    check_ledger_exists,
+    connection_options,
+    handle_errors,
+    ledger_to_read,
+    make_client,
+)
 
 
 @click.group(
@@ -59,6 +65,9 @@ def list_(
     base_url: str | None, api_key: str | None, project_id: str | None, db: str | None
 ) -> None:
     """List projects (an admin key sees all; a project key its own)."""
+    url = ledger_to_read(base_url, db)
+    if url is not None and not (db and base_url):
+        check_ledger_exists(url)
     with make_client(base_url, api_key, project_id, db) as client:
         for project in client.list_projects():
             click.echo(f"{project.id}\t{project.name}\t{project.description or ''}")

@@ -16,9 +16,8 @@ import click
 
 from ..client import AgentMeterClient
 from ..models import MeterEvent
-from ..pricing import money_text
 from .common import uses_client
-from .output import dump_json
+from .output import dump_json, money_plain
 from .params import MOMENT, MONEY, metadata_pairs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,7 +82,7 @@ def _send(
         click.echo(dump_json(answer.to_dict()))
         return
     click.echo(f"event id: {answer.event_id}")
-    click.echo(f"cost: {money_text(answer.cost)}")
+    click.echo(f"cost: {money_plain(answer.cost)}")
     if answer.duplicate:
         click.echo("duplicate: this id was already recorded; nothing was charged again")
 

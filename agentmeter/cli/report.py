@@ -38,7 +38,7 @@ from .output import (
     write_csv,
     write_json,
 )
-from .params import MOMENT, TIME_HELP, check_range
+from .params import MOMENT, TIME_HELP, check_range, end_or_now
 
 METRICS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
 _HEADERS = {
@@ -180,14 +180,17 @@ def report(
     keys = [GROUP_COLUMNS[group] for group in groups]
     filters: dict[str, Any] = {
         "start_date": since,
-        "end_date": until,
+        "end_date": end_or_now(until),
         "user_id": user_id,
         "agent_id": agent_id,
     }
     rows = client.get_report(granularity=granularity, group_by=groups, **filters)
     totals = Totals.of(rows)
     if fmt == "csv":
-        write_csv(output, ["period", *keys, *METRICS], [_row_values(row, keys) for row in rows])
+        written = plural(len(rows), "row")
+        write_csv(
+            output, ["period", *keys, *METRICS], [_row_values(row, keys) for row in rows], written
+        )
         return
     query = {
         "project_id": project_of(client),
@@ -205,14 +208,15 @@ def report(
             "rows": [_row_dict(row, keys) for row in rows],
             "totals": totals.as_dict(),
         }
-        write_json(output, document)
+        write_json(output, document, plural(len(rows), "row"))
         return
     if "user_id" in keys:
         users = UserSummary.of(rows)
     else:  # one more aggregate: the users of the same events, by month
         users = UserSummary.of(client.get_report(granularity="month", group_by=["user"], **filters))
     table = _report_table(rows, keys, totals, query)
-    print_table(table, output, footer=_summary_lines(totals, users, since, until))
+    footer = _summary_lines(totals, users, since, until)
+    print_table(table, output, footer=footer, what=plural(len(rows), "row"))
 
 
 def _report_table(

@@ -111,7 +111,8 @@ def test_numbers_as_shown():
     assert money_display(Decimal("1234567.00000001")) == "1,234,567.00000001"
     assert money_display(Decimal("1E+3")) == "1,000"
     assert money_display(Decimal("1E-9")) == "0.000000001"
-    assert align_money([Decimal("0.5"), Decimal("1234.0075"), Decimal("3")]) == [
-        "0.5000", "1,234.0075", "3.0000"
+    # normalized, not padded with zeros (issue 11, item 13)
+    assert align_money([Decimal("0.5000"), Decimal("1234.0075"), Decimal("3")]) == [
+        "0.5", "1,234.0075", "3"
     ]  # fmt: skip
     assert align_money([Decimal("2"), Decimal("30")]) == ["2", "30"]

@@ -45,8 +45,12 @@ def test_record_tokens_with_metadata_and_time(am, target):
 
 
 def test_record_instant_twice_with_one_id_charges_once(am, target):
+    # Updated for issue 11: an id sent again must carry the same content, its time
+    # included, so the rerun names the time with --at (a rerun at another time is
+    # an idempotency conflict: see the next test).
     args = ["record", "instant", *target.flags, "--user", "carol", "--amount", "4.99",
-            "--description", "PDF export", "--id", "nightly-2025-01-31-carol"]  # fmt: skip
+            "--description", "PDF export", "--id", "nightly-2025-01-31-carol",
+            "--at", "2025-01-31"]  # fmt: skip
     first = am(*args)
     again = am(*args, "--format", "json")
     assert first.exit_code == again.exit_code == 0, first.stderr + again.stderr
@@ -56,6 +60,18 @@ def test_record_instant_twice_with_one_id_charges_once(am, target):
     assert answer["cost"] == "4.99"
     assert len(target.client.get_events(user_id="carol")) == 1
     assert target.client.get_user_meter("carol").current_usage == Decimal("4.99")
+
+
+def test_record_an_id_again_with_other_content_is_refused(am, target):
+    args = ["record", "instant", *target.flags, "--user", "dave", "--id", "order-77",
+            "--at", "2025-01-31"]  # fmt: skip
+    first = am(*args, "--amount", "4.99")
+    again = am(*args, "--amount", "5.99")
+    assert first.exit_code == 0, first.stderr
+    assert again.exit_code == 1
+    assert "idempotency_conflict" in again.stderr
+    assert "amount differ" in again.stderr
+    assert target.client.get_user_meter("dave").current_usage == Decimal("4.99")
 
 
 @pytest.mark.parametrize(
@@ -138,7 +154,7 @@ def test_billing_create_sums_usage_list_and_pay(am, target):
         "--amount", "120.50",
     )  # fmt: skip
     assert fixed.exit_code == 0, fixed.stderr
-    assert "120.50" in fixed.stdout
+    assert " 120.5 " in fixed.stdout  # shown normalized (issue 11, item 13)
 
     paid = am("billing", "update", record["id"], *target.flags, "--status", "paid")
     assert paid.exit_code == 0, paid.stderr

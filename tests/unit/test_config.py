@@ -177,3 +177,28 @@ def test_invalid_variables_raise_naming_the_field(monkeypatch, variable, field):
     with pytest.raises(AgentMeterValidationError) as raised:
         AgentMeterClient()
     assert raised.value.field == field
+
+
+@pytest.mark.filterwarnings("error")
+def test_config_dict_of_the_0_2_readme_works_without_a_warning():
+    """``AgentMeterClient(**config.dict())``, as the 0.2 README shows (issue 11, item 16)."""
+    config = AgentMeterConfig(
+        project_id="proj_123",
+        api_key="your_api_key",
+        base_url=BASE_URL,
+        api_request_unit_price=0.001,
+        input_token_price=0.000004,
+    )
+    settings = config.dict()
+    assert settings == config.model_dump()
+    assert settings["api_key"].get_secret_value() == "your_api_key"
+    assert "your_api_key" not in repr(settings)
+    with AgentMeterClient(**settings) as client:
+        assert client.project_id == "proj_123"
+        assert client.base_url == BASE_URL
+
+
+def test_an_unknown_keyword_raises_as_the_docs_say():
+    with pytest.raises(AgentMeterValidationError) as raised:
+        AgentMeterClient(base_url=BASE_URL, timeuot=5)
+    assert raised.value.field == "timeuot"
