@@ -38,7 +38,16 @@ from .common import (
     one_line,
 )
 from .common import secrets_of as key_secrets
-from .output import Column, TextTable, count_text, dump_json, print_table, progress_bar, time_text
+from .output import (
+    Column,
+    TextTable,
+    count_text,
+    dump_json,
+    plural,
+    print_table,
+    progress_bar,
+    time_text,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -258,6 +267,17 @@ def _chosen(ids: tuple[str, ...], everything: bool) -> list[str] | None:
     return None if everything else list(ids)
 
 
+def _change_quarantine(
+    path: Path | None, connection: dict[str, Any], change: Callable[[Outbox], int]
+) -> tuple[int, Path]:
+    """Apply ``change`` to the outbox's quarantine; how many rows it touched, and where."""
+    where = _locate(path, connection)
+    if not _has_file(where):
+        return 0, where
+    with _opened(where, writes=True) as spool:
+        return change(spool), where
+
+
 def _quarantine_options(func: F) -> F:
     func = handle_errors(func)
     func = connection_options(func)
@@ -282,14 +302,9 @@ def outbox_requeue(
 ) -> None:
     """Put quarantined events back in line, to be sent on the next replay."""
     chosen = _chosen(ids, everything)
-    where = _locate(
-        path, {"base_url": base_url, "api_key": api_key, "project_id": project_id, "db": db}
-    )
-    moved = 0
-    if _has_file(where):
-        with _opened(where, writes=True) as spool:
-            moved = spool.requeue(chosen)
-    click.echo(f"requeued {count_text(moved)} events in {where}")
+    connection = {"base_url": base_url, "api_key": api_key, "project_id": project_id, "db": db}
+    moved, where = _change_quarantine(path, connection, lambda spool: spool.requeue(chosen))
+    click.echo(f"requeued {plural(moved, 'event')} in {where}")
 
 
 @outbox.command(
@@ -307,11 +322,6 @@ def outbox_drop(
 ) -> None:
     """Delete quarantined events for good."""
     chosen = _chosen(ids, everything)
-    where = _locate(
-        path, {"base_url": base_url, "api_key": api_key, "project_id": project_id, "db": db}
-    )
-    dropped = 0
-    if _has_file(where):
-        with _opened(where, writes=True) as spool:
-            dropped = spool.drop(chosen)
-    click.echo(f"dropped {count_text(dropped)} quarantined events from {where}")
+    connection = {"base_url": base_url, "api_key": api_key, "project_id": project_id, "db": db}
+    dropped, where = _change_quarantine(path, connection, lambda spool: spool.drop(chosen))
+    click.echo(f"dropped {plural(dropped, 'quarantined event')} from {where}")

@@ -174,7 +174,7 @@ def test_quarantined_events_are_shown_requeued_and_dropped(am, tmp_path):
     assert bare.exit_code == 2  # ids or --all, never everything by accident
     requeued = am("outbox", "requeue", "--outbox", path, "bad-json")
     assert requeued.exit_code == 0, requeued.stderr
-    assert "requeued 1 events" in requeued.stdout
+    assert "requeued 1 event in" in requeued.stdout
     assert pending(path) == 2
     dropped = am("outbox", "drop", "--outbox", path, "--all")
     assert dropped.exit_code == 0, dropped.stderr
