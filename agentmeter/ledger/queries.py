@@ -40,7 +40,8 @@ def event_dict(row: Any) -> dict[str, Any]:
         "payment_type": row.payment_type,
         "event_type": row.event_type,
         "timestamp": format_time(from_micros(row.ts)),
-        "metadata": json.loads(row.metadata),
+        # parse_constant: a NaN stored before such values were refused reads as text.
+        "metadata": json.loads(row.metadata, parse_constant=str),
         "total_cost": money_text(row.total_cost),
     }
     for field in _TYPE_FIELDS[row.payment_type]:

@@ -287,3 +287,24 @@ def test_arbitrary_billing_bodies(admin_api: Api, body: dict[str, Any]) -> None:
         record_id = created.json()["id"]
         admin_api.send("PATCH", f"/billing-records/{record_id}", encode(body))
     admin_api.assert_reads_work()
+
+
+def test_rows_stored_before_the_checks_still_read(tmp_path: Any) -> None:
+    """A ledger written by an older agentmeter may hold NaN or a lone surrogate."""
+    from sqlalchemy import text
+
+    from agentmeter.ledger import Ledger
+    from agentmeter.ledger.api import ADMIN, LedgerAPI
+    from agentmeter.models import InstantPayEvent
+    from agentmeter.server.http import json_response
+
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'old.db'}")
+    event = InstantPayEvent(project_id="p", agent_id="a", amount=1)
+    ledger.record_events([event])
+    with ledger.writing() as connection:
+        stored = '{"x":NaN,"y":"\\ud800"}'  # as json.dumps wrote them then
+        connection.execute(text("UPDATE events SET metadata = :m"), {"m": stored})
+    answer = LedgerAPI(ledger).list_events(ADMIN, {"project_id": "p"})
+    body = json.loads(json_response(answer).body)
+    assert body[0]["metadata"] == {"x": "NaN", "y": "\ud800"}
+    ledger.close()
