@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -74,7 +75,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     for key, value in copied.items():
         # The common case, flat text and small numbers, costs one type check each.
         if type(key) is not str or not key.isascii():
-            _check_key(key, "metadata")
+            return _with_text_keys(copied)
         kind = type(value)
         if kind is str and value.isascii():
             continue
@@ -86,15 +87,36 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     return copied
 
 
+def _with_text_keys(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The slow path: top-level keys must be text (a str enum is its value);
+    nested keys may also be numbers, booleans or None, written as JSON writes them."""
+    for key in metadata:
+        if not isinstance(key, str):
+            raise _invalid("metadata", f"keys must be strings, got {key!r:.60}")
+    converted: dict[str, Any] = _json_value(metadata, "metadata", 1)
+    return converted
+
+
 def _invalid(path: str, problem: str) -> AgentMeterValidationError:
     return AgentMeterValidationError(f"{path}: {problem}", field="metadata")
 
 
-def _check_key(key: Any, path: str) -> None:
-    if type(key) is not str:
+def _key_text(key: Any, path: str) -> str:
+    """A key as JSON writes it: text as itself (a str enum as its value), and
+    ``1``, ``1.5``, ``true``, ``null`` as their JSON text."""
+    if isinstance(key, str):
+        text = str(key.value) if isinstance(key, enum.Enum) else str.__str__(key)
+    elif (
+        key is None
+        or isinstance(key, (bool, int))
+        or (isinstance(key, float) and math.isfinite(key))
+    ):
+        text = json.dumps(key)
+    else:
         raise _invalid(path, f"keys must be strings, got {key!r:.60}")
-    if has_lone_surrogate(key):
+    if has_lone_surrogate(text):
         raise _invalid(path, "a key holds an unpaired UTF-16 surrogate")
+    return text
 
 
 def _json_value(value: Any, path: str, depth: int) -> Any:
@@ -111,8 +133,8 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
         if isinstance(value, Mapping):
             copied: dict[str, Any] = {}
             for key, item in value.items():
-                _check_key(key, path)
-                copied[key] = _json_value(item, f"{path}.{key}", depth + 1)
+                text = _key_text(key, path)
+                copied[text] = _json_value(item, f"{path}.{text}", depth + 1)
             return copied
         items = _in_stable_order(value) if isinstance(value, (set, frozenset)) else value
         return [_json_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(items)]

@@ -235,3 +235,15 @@ def test_the_sdk_raises_only_its_own_errors(
         with contextlib.suppress(AgentMeterError):
             call(amount=amount, user_id=user_id, description=description, metadata=metadata)
     assert client.flush(timeout=5)
+
+
+def test_keys_json_accepts_are_kept_as_json_writes_them() -> None:
+    """A str enum key is its value; nested number, boolean, None keys are JSON text, as in 0.2."""
+    import enum
+
+    class Key(str, enum.Enum):
+        MODEL = "model"
+
+    checked = check_metadata({Key.MODEL: "gpt-4o", "usage": {2: 5, True: 1, None: 0}})
+    assert checked == {"model": "gpt-4o", "usage": {"2": 5, "true": 1, "null": 0}}
+    assert all(type(key) is str for key in checked)
