@@ -18,6 +18,7 @@ deleted: the rows still readable in it are copied to a fresh file first.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import time
@@ -33,9 +34,6 @@ from . import _json
 # them in the low byte).
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
-# Consecutive unreadable sequence numbers the salvage steps over before it
-# gives up (a damaged root page makes every lookup fail).
-_MAX_SALVAGE_MISSES = 100_000
 
 
 Problem = tuple[Any, str]  # an event (or its id) that cannot be kept, and why
@@ -158,32 +156,52 @@ def quarantine_rows(db: sqlite3.Connection, garbage: list[Garbage], now: float) 
     filed = []
     for seq, raw_id, raw_payload, problem in garbage:
         event_id = raw_id.decode("utf-8", "backslashreplace") or f"unknown-{uuid.uuid4().hex}"
-        db.execute(
-            "INSERT OR IGNORE INTO quarantine (id, payload, reason, quarantined_at)"
-            " VALUES (?, ?, ?, ?)",
-            (event_id, raw_payload if raw_payload is not None else b"", problem, now),
-        )
+        payload = raw_payload if raw_payload is not None else b""
+        _file(db, event_id, payload, problem, now)
         db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
         filed.append((event_id, problem))
     return filed
 
 
-def quarantine_events(db: sqlite3.Connection, bad: Sequence[Problem], now: float) -> list[Problem]:
-    """File events under their ids; return the (id, why) of those not filed already."""
+def quarantine_events(
+    db: sqlite3.Connection, bad: Sequence[Problem], now: float, *, in_outbox: bool
+) -> list[Problem]:
+    """File events under their ids; return the (id, why) of those not filed already.
+
+    ``in_outbox``: the events were claimed from the outbox, so their rows go.
+    Otherwise they were never stored, and a row with the same id is another
+    (intact) copy that stays."""
     filed = []
     for event, problem in bad:
         event_id = quarantine_id(event)
         reason = safe_text(problem)
         payload = describe_event(event) if encoding_problem(event) else _json.dumps_bytes(event)
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO quarantine (id, payload, reason, quarantined_at)"
-            " VALUES (?, ?, ?, ?)",
-            (event_id, payload, reason, now),
-        )
-        db.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
-        if cursor.rowcount == 1:
+        if _file(db, event_id, payload, reason, now):
             filed.append((event_id, reason))
+        if in_outbox:
+            db.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
     return filed
+
+
+def _file(db: sqlite3.Connection, event_id: str, payload: bytes, reason: str, now: float) -> bool:
+    """Keep ``payload`` in the quarantine; False if these very bytes are there already.
+
+    Other bytes under the same id are never overwritten: the newcomer is filed
+    as ``id#2``, ``id#3``, ..."""
+    for copy in itertools.count(1):
+        key = event_id if copy == 1 else f"{event_id}#{copy}"
+        found = db.execute(
+            "SELECT CAST(payload AS BLOB) FROM quarantine WHERE id = ?", (key,)
+        ).fetchone()
+        if found is None:
+            db.execute(
+                "INSERT INTO quarantine (id, payload, reason, quarantined_at) VALUES (?, ?, ?, ?)",
+                (key, payload, reason, now),
+            )
+            return True
+        if bytes(found[0]) == payload:
+            return False
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def count_quarantined(db: sqlite3.Connection) -> int:
@@ -202,16 +220,19 @@ def list_quarantined(db: sqlite3.Connection, limit: int | None) -> list[Quaranti
 
 
 def requeue(db: sqlite3.Connection, ids: Sequence[str] | None, now: float) -> int:
-    """Move quarantined events (all, or these) back to the outbox; return how many."""
-    chosen = _chosen_ids(db, ids)
-    before = db.total_changes
-    db.executemany(
-        "INSERT OR IGNORE INTO outbox (id, payload, created_at)"
-        " SELECT id, payload, ? FROM quarantine WHERE id = ?",
-        [(now, event_id) for event_id in chosen],
-    )
-    moved = db.total_changes - before
-    db.executemany("DELETE FROM quarantine WHERE id = ?", [(event_id,) for event_id in chosen])
+    """Move quarantined events (all, or these) back to the outbox; return how many.
+
+    One whose id the outbox holds already stays in the quarantine."""
+    moved = 0
+    for event_id in _chosen_ids(db, ids):
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO outbox (id, payload, created_at)"
+            " SELECT id, payload, ? FROM quarantine WHERE id = ?",
+            (now, event_id),
+        )
+        if cursor.rowcount == 1:
+            db.execute("DELETE FROM quarantine WHERE id = ?", (event_id,))
+            moved += 1
     return moved
 
 
@@ -292,7 +313,7 @@ def _as_text(payload: Any) -> Any:
 
 
 def _salvage(path: Path) -> Iterator[Salvaged]:
-    """Rows in sequence order, stepping over unreadable pages one key at a time."""
+    """Rows in sequence order, stepping over unreadable pages."""
     try:
         connection = sqlite3.connect(path, timeout=5, isolation_level=None)
         # Trust the file's real size over its header (a truncated file), and
@@ -301,11 +322,11 @@ def _salvage(path: Path) -> Iterator[Salvaged]:
     except sqlite3.Error:
         return
     try:
-        wanted, top, misses = 1, _highest_seq(connection), 0  # wanted: the lowest seq not read
-        while wanted <= top and misses < _MAX_SALVAGE_MISSES:
+        wanted, top = 1, _highest_seq(connection)  # wanted: the lowest seq not read
+        while wanted <= top:
             rows = _rows_from(connection, wanted, 256) or _rows_from(connection, wanted, 1)
             if rows is None:  # the page holding this key is unreadable: step past it
-                wanted, misses = wanted + 1, misses + 1
+                wanted = _next_readable(connection, wanted, top)
                 continue
             if not rows:
                 return
@@ -313,9 +334,37 @@ def _salvage(path: Path) -> Iterator[Salvaged]:
                 event_id = (raw_id or b"").decode("utf-8", "backslashreplace")
                 created = created_at if isinstance(created_at, float) else time.time()
                 yield event_id, payload, created, claimed_by, claimed_until
-            wanted, misses = rows[-1][0] + 1, 0
+            wanted = rows[-1][0] + 1
     finally:
         connection.close()
+
+
+def _next_readable(connection: sqlite3.Connection, unreadable: int, top: int) -> int:
+    """The lowest seq above ``unreadable`` from which rows can be read (``top + 1`` if none).
+
+    A damaged page hides a range of keys; a long-used outbox's live rows may
+    start hundreds of thousands of keys past it. Steps double until a read
+    succeeds, then a bisection finds where the damage ends: O(log top) reads.
+    """
+
+    def readable(seq: int) -> bool:
+        return _rows_from(connection, seq, 1) is not None
+
+    bad, step = unreadable, 1
+    while True:
+        probe = min(unreadable + step, top)
+        if readable(probe):
+            break
+        if probe == top:
+            return top + 1
+        bad, step = probe, step * 2
+    while probe - bad > 1:  # the first readable key lies in (bad, probe]
+        middle = (bad + probe) // 2
+        if readable(middle):
+            probe = middle
+        else:
+            bad = middle
+    return probe
 
 
 def _rows_from(connection: sqlite3.Connection, lowest: int, count: int) -> list[Any] | None:

@@ -239,7 +239,7 @@ class Outbox:
             raise error
 
         def store(db: sqlite3.Connection) -> tuple[int, list[Problem]]:
-            return _insert(db, rows), damage.quarantine_events(db, bad, now)
+            return _insert(db, rows), damage.quarantine_events(db, bad, now, in_outbox=False)
 
         with self._lock:
             added, filed = self._run(lambda db: _transaction(db, store))
@@ -258,7 +258,9 @@ class Outbox:
         now = time.time()
         with self._lock:
             filed = self._run(
-                lambda db: _transaction(db, lambda db: damage.quarantine_events(db, problems, now))
+                lambda db: _transaction(
+                    db, lambda db: damage.quarantine_events(db, problems, now, in_outbox=True)
+                )
             )
         self._log_quarantined(filed)
         return len(filed)

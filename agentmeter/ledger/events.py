@@ -115,11 +115,13 @@ class EventWrites(LedgerBase):
         rows = [
             event_row(event, recorded_at, text) for event, text in zip(batch, texts, strict=True)
         ]
+        # A time the sender left out is the ledger's "now": a resend gets another.
+        times_given = ["timestamp" in event.model_fields_set for event in batch]
         with self.writing() as connection:
             new_keys = self._insert_new(connection, rows)
             self._charge_meters(connection, rows, new_keys, recorded_at)
             stored = self._stored(connection, [r for r in rows if _key(r) not in new_keys])
-        return _outcomes(rows, new_keys, stored)
+        return _outcomes(rows, times_given, new_keys, stored)
 
     def _insert_new(self, connection: Connection, rows: list[dict[str, Any]]) -> set[EventKey]:
         # Inserting in key order makes concurrent batches lock rows in the same
@@ -202,17 +204,21 @@ def _ids_by_project(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     return {project_id: sorted(chunk) for project_id, chunk in ids.items()}
 
 
-def differing_fields(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> tuple[str, ...]:
+def differing_fields(
+    stored: Mapping[str, Any], incoming: Mapping[str, Any], *, time_given: bool = True
+) -> tuple[str, ...]:
     """The wire names of the fields in which two rows of one id differ.
 
-    Money compares by value (``0.50`` is ``0.5``), metadata as parsed JSON.
+    Money compares by value (``0.50`` is ``0.5``), metadata as parsed JSON
+    (in any key order, but ``true`` is not ``1``). ``time_given=False``: the incoming
+    time was filled in by the ledger, so it is not the sender's to differ.
     """
     names = []
     for column, name in _COMPARED.items():
         old, new = stored[column], incoming[column]
-        if old == new:
+        if old == new or (column == "ts" and not time_given):
             continue
-        if column == "metadata" and json.loads(old) == json.loads(new):
+        if column == "metadata" and _same_metadata(old, new):
             continue
         if column == "description" and not old and not new:  # None and "" alike
             continue
@@ -220,14 +226,33 @@ def differing_fields(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> 
     return tuple(names)
 
 
+def _same_metadata(old_text: str, new_text: str) -> bool:
+    """Whether two metadata texts hold the same JSON (key order and number spelling aside)."""
+    old = json.loads(old_text, parse_constant=str)
+    new = json.loads(new_text, parse_constant=str)
+    return bool(_tagged(old) == _tagged(new))
+
+
+def _tagged(value: Any) -> Any:
+    """``value`` with each boolean marked, so that ``true`` never equals ``1``."""
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, dict):
+        return {key: _tagged(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tagged(item) for item in value]
+    return value
+
+
 def _outcomes(
     rows: list[dict[str, Any]],
+    times_given: list[bool],
     new_keys: set[EventKey],
     stored: dict[EventKey, dict[str, Any]],
 ) -> list[StoredEvent]:
     outcomes: list[StoredEvent] = []
     first_rows: dict[EventKey, dict[str, Any]] = {}
-    for row in rows:
+    for row, time_given in zip(rows, times_given, strict=True):
         key = _key(row)
         if key in new_keys and key not in first_rows:
             first_rows[key] = row
@@ -244,7 +269,7 @@ def _outcomes(
                 held["total_cost"],
                 held["ts"],
                 True,
-                differing_fields(held, row),
+                differing_fields(held, row, time_given=time_given),
             )
         )
     return outcomes

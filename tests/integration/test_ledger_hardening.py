@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+import requests
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -221,6 +222,7 @@ CHANGES = [
     ({"amount": "0.51"}, ["amount"]),
     ({"description": "other"}, ["description"]),
     ({"metadata": {"model": "gpt-4o", "run": {"n": 2, "tags": ["a", "b"]}}}, ["metadata"]),
+    ({"metadata": {"model": "gpt-4o", "run": {"n": True, "tags": ["a", "b"]}}}, ["metadata"]),
     ({"amount": "7", "user_id": "user-9"}, ["user_id", "amount"]),
     (
         {"payment_type": "api_request_pay", "api_calls": 1, "unit_price": "0.5"},
@@ -275,6 +277,43 @@ def test_the_same_content_written_differently_is_a_duplicate(client, changes):
 
     assert (first.duplicate, again.duplicate) == (False, True)
     assert (again.cost, again.timestamp) == (Decimal("0.5"), first.timestamp)
+
+
+def test_a_resent_event_whose_time_the_ledger_filled_is_a_duplicate(ledger):
+    """Regression: a sender that leaves ``timestamp`` out (the ledger fills in
+    now) and retries got 409 "timestamp differs" on the retry."""
+    project, _key = ledger.create_project("no clock", None, None)
+    untimed = {**ORIGINAL, "id": "retry-1", "project_id": project.id}
+    del untimed["timestamp"]
+
+    first = ledger.record_events([InstantPayEvent(**untimed)])
+    again = ledger.record_events([InstantPayEvent(**untimed)])
+    timed = ledger.record_events(
+        [InstantPayEvent(**untimed, timestamp=first[0].timestamp + timedelta(seconds=1))]
+    )
+
+    assert again[0].duplicate
+    assert again[0].conflicts == ()
+    assert again[0].timestamp == first[0].timestamp
+    assert timed[0].conflicts == ("timestamp",)  # a time the sender gives is compared
+
+
+def test_a_raw_http_retry_without_a_time_is_a_duplicate(http_backend):
+    project = http_backend.new_project()
+    key = project.api_key.get_secret_value()
+    untimed = {**ORIGINAL, "id": str(uuid.uuid4()), "project_id": project.id}
+    del untimed["timestamp"]
+    answers = [
+        requests.post(
+            f"{http_backend.server.url}/api/meter/event",
+            json=untimed,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        for _ in range(2)
+    ]
+    assert [answer.status_code for answer in answers] == [201, 201], answers[1].text
+    assert [answer.json()["duplicate"] for answer in answers] == [False, True]
 
 
 def test_two_projects_may_use_one_id_in_one_ledger(ledger):

@@ -8,6 +8,7 @@ file), logged once, and never stops delivery or makes ``flush()`` lie.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sqlite3
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agentmeter import Outbox
+from agentmeter import Outbox, _outbox_damage
 from agentmeter._build import finalize, instant_event
 from agentmeter.errors import AgentMeterConfigurationError
 from agentmeter.tracker import AgentMeterTracker
@@ -182,3 +183,41 @@ def test_a_tracker_refuses_a_ledger_as_its_outbox(live_server, project, kit, tmp
     client.close()
     assert ledger.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.db"]
+
+
+def test_a_long_used_outbox_with_a_damaged_first_page_still_salvages_its_rows(project, tmp_path):
+    """Regression: the salvage stepped one key at a time from seq 1 and gave up
+    after 100,000 unreadable keys, so an outbox whose live rows start past that
+    (any outbox used for a while) with its first leaf damaged salvaged nothing."""
+    path = tmp_path / "outbox.db"
+    box = Outbox(path)
+    assert box.pending() == 0  # creates the file
+    box.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # 300,000 events delivered
+        db.execute(
+            "INSERT INTO outbox (seq, id, payload, created_at) VALUES (300000, 'acked', '{}', 0)"
+        )
+        db.execute("DELETE FROM outbox")
+    events = []
+    for n in range(200):
+        event = instant_event(project.id, "spool", "carol", "0.25", metadata={"pad": PADDING})
+        event["id"] = f"old-{n:04d}"
+        events.append(finalize(event))
+    box = Outbox(path)
+    assert box.put(events) == 200
+    box.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        payloads = dict(db.execute("SELECT id, payload FROM outbox").fetchall())
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        assert db.execute("SELECT MIN(seq) FROM outbox").fetchone()[0] == 300001
+    first_leaf = _pages_with(path, payloads["old-0000"].encode())
+    with path.open("r+b") as file:
+        for page in first_leaf:
+            file.seek((page - 1) * page_size)
+            file.write(b"\xa5" * page_size)
+    readable = _still_on_disk(path, payloads)
+    assert 100 < len(readable) < len(payloads)
+    aside, rows = _outbox_damage.set_aside(path)
+    assert aside.exists()
+    assert not path.exists()
+    assert sorted(row[0] for row in rows) == sorted(readable)

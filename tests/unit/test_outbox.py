@@ -302,6 +302,42 @@ def test_claimed_rows_are_not_stranded_by_garbage_next_to_them(outbox):
     assert outbox.quarantined_count() == 0
 
 
+def test_a_bad_copy_never_deletes_the_intact_row_with_its_id(outbox):
+    """Regression: quarantining an unencodable event deleted any outbox row with
+    its id, so a bad retry of a stored event lost the stored one."""
+    assert outbox.put([event(1)]) == 1
+    assert outbox.put([{"id": "ev-0001", "x": float("nan")}]) == 0
+    assert outbox.quarantined_count() == 1
+    assert [row["id"] for row in outbox.claim(10)] == ["ev-0001"]
+
+
+def test_garbage_under_an_id_already_quarantined_is_kept_too(outbox):
+    """Regression: a second unreadable row with a quarantined id was ignored by
+    the quarantine's insert and then deleted from the outbox: lost for good."""
+    outbox.put([event(1)])
+    with sqlite3.connect(outbox.path) as db:
+        db.execute("UPDATE outbox SET payload = 'first garbage' WHERE id = 'ev-0001'")
+    assert outbox.claim(10) == []
+    outbox.put([event(1)])
+    with sqlite3.connect(outbox.path) as db:
+        db.execute("UPDATE outbox SET payload = 'second garbage' WHERE id = 'ev-0001'")
+    assert outbox.claim(10) == []
+    kept = {row.id: row.payload for row in outbox.quarantined()}
+    assert kept == {"ev-0001": b"first garbage", "ev-0001#2": b"second garbage"}
+
+
+def test_requeue_keeps_an_event_whose_id_the_outbox_holds(outbox):
+    """Regression: requeue deleted every chosen quarantine row, moved or not."""
+    outbox.put([event(1)])
+    with sqlite3.connect(outbox.path) as db:
+        db.execute("UPDATE outbox SET payload = 'garbage' WHERE id = 'ev-0001'")
+    assert outbox.claim(10) == []
+    outbox.put([event(1)])  # an intact copy arrives meanwhile
+    assert outbox.requeue() == 0
+    assert [row.payload for row in outbox.quarantined()] == [b"garbage"]
+    assert outbox.pending() == 1
+
+
 def test_damage_found_while_running_sets_the_file_aside(tmp_path, monkeypatch, caplog):
     """Damage the open-time check did not see: the claim that meets it repairs."""
     path = tmp_path / "outbox.db"
