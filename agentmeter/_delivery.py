@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._build import finalize
+from ._clock_skew import wait_before_resend
 from ._outbox_damage import encoding_problem, safe_text
 from ._queue import EventQueue, WireEvent
 from .errors import AgentMeterAPIError, AgentMeterError, AgentMeterValidationError
@@ -115,11 +116,13 @@ class Deliverer:
         self.inflight: list[WireEvent] = []
         self.server_down = False
         self.outbox_dirty = False  # the outbox may hold rows to replay
+        self.held_elsewhere = False  # its rows are all claimed by another live tracker
         self._dirty_lock = threading.Lock()
         self._dirty_marks = 0  # how often rows were put in the outbox (see mark_dirty)
         self._replay_pause = replay_interval
         self._next_replay = 0.0
         self._last_failure = ""
+        self._deferred: list[tuple[WireEvent, float]] = []  # (event, epoch to resend at)
 
     # ---------------------------------------------------------------- loop
 
@@ -161,7 +164,7 @@ class Deliverer:
     def _wait(self) -> float:
         if not self.outbox_dirty:
             return self.flush_interval
-        if not self.server_down:
+        if not (self.server_down or self.held_elsewhere):
             return 0.0  # keep replaying between live batches
         return max(0.0, min(self.flush_interval, self._next_replay - time.monotonic()))
 
@@ -177,7 +180,9 @@ class Deliverer:
         if self.replay_now.is_set():
             self.replay_now.clear()
             return True
-        return not self.server_down or time.monotonic() >= self._next_replay
+        if self.server_down or self.held_elsewhere:
+            return time.monotonic() >= self._next_replay
+        return True
 
     def _handle(self, taken: list[WireEvent]) -> None:
         self.inflight = taken
@@ -186,7 +191,7 @@ class Deliverer:
         if self.server_down and self.outbox is not None:
             self._spill(batch)
         else:
-            leftover = self.deliver(batch)
+            leftover, deferred = self._deliver_round(batch)
             if leftover:
                 if self.outbox is not None:
                     self._spill(leftover)
@@ -197,7 +202,7 @@ class Deliverer:
             elif self.outbox is None:
                 self.server_down = False  # the probe went through
             if self.durable and self.outbox is not None:
-                kept = {event["id"] for event in leftover}
+                kept = {event["id"] for event in leftover} | deferred
                 self.outbox.ack([e["id"] for e in batch if e["id"] not in kept])
         self.inflight = []
         self.counters.add(settled=len(taken) - held)
@@ -226,6 +231,7 @@ class Deliverer:
         with self._dirty_lock:
             self._dirty_marks += 1
             self.outbox_dirty = True
+            self.held_elsewhere = False
 
     def _mark_down(self) -> None:
         if not self.server_down:
@@ -240,28 +246,38 @@ class Deliverer:
         marks = self._dirty_marks
         rows = self.outbox.claim(self.queue.batch_size)
         if not rows:
-            with self._dirty_lock:
-                # Clean only if no one put rows since before the claim: a spill
-                # that committed after the claim looked must not be forgotten.
-                if self._dirty_marks == marks:
-                    self.outbox_dirty = False
-            self.counters.add()  # wake flush() waiters
+            self._nothing_to_claim(marks)
             return
+        self.held_elsewhere = False
         try:
-            leftover = self.deliver(rows)
+            leftover, deferred = self._deliver_round(rows)
         except BaseException:
             # Shutdown, or a bug: give the rows back now; left claimed by this
             # live process they would sit out the whole lease.
             self.outbox.release([event["id"] for event in rows])
             raise
         kept = {event["id"] for event in leftover}
-        self.outbox.ack([e["id"] for e in rows if e["id"] not in kept])
+        self.outbox.ack([e["id"] for e in rows if e["id"] not in kept | deferred])
         self.outbox.release(list(kept))
         if leftover:
             self._mark_down()
         else:
             self.server_down = False
             self.counters.add(replayed=len(rows))
+
+    def _nothing_to_claim(self, marks: int) -> None:
+        """Clean when the outbox is empty; while another live tracker holds its
+        rows, look again after a pause (they may come back when its lease ends)."""
+        self.held_elsewhere = self.outbox is not None and self.outbox.pending() > 0
+        if self.held_elsewhere:
+            self._next_replay = time.monotonic() + self.replay_interval
+        else:
+            with self._dirty_lock:
+                # Clean only if no one put rows since before the claim: a spill
+                # that committed after the claim looked must not be forgotten.
+                if self._dirty_marks == marks:
+                    self.outbox_dirty = False
+        self.counters.add()  # wake flush() waiters
 
     # ------------------------------------------------------------ delivery
 
@@ -270,6 +286,25 @@ class Deliverer:
         self.counters.add(retried=1)
         if self.stop.wait(seconds):
             raise Interrupted
+
+    def _deliver_round(self, batch: list[WireEvent]) -> tuple[list[WireEvent], set[str]]:
+        """Deliver a batch; return what still needs delivering, and the ids of
+        the events now held in the outbox until the server's clock catches up."""
+        self._deferred = []
+        leftover = self.deliver(batch)
+        deferred, self._deferred = self._deferred, []
+        if not deferred:
+            return leftover, set()
+        assert self.outbox is not None  # only deferred with an outbox to hold them
+        self.outbox.defer(deferred)
+        self.mark_dirty()
+        logger.warning(
+            "agentmeter: %d events are stamped ahead of the server's clock (is this"
+            " machine's clock fast?); kept in the outbox and sent again in %.0f s",
+            len(deferred),
+            max(0.0, min(until for _, until in deferred) - time.time()),
+        )
+        return leftover, {event["id"] for event, _ in deferred}
 
     def deliver(self, batch: list[WireEvent]) -> list[WireEvent]:
         """Send a batch; return the events that still need delivering."""
@@ -326,7 +361,9 @@ class Deliverer:
 
     def _split(self, batch: list[WireEvent], exc: AgentMeterAPIError) -> list[WireEvent]:
         if len(batch) == 1:  # this one event is what the server refuses
-            self._reject(batch[0], ErrorInfo(code=exc.code or "rejected", message=exc.message))
+            details = [detail for detail in exc.details if isinstance(detail, dict)]
+            error = ErrorInfo(code=exc.code or "rejected", message=exc.message, details=details)
+            self._reject(batch[0], error)
             return []
         middle = len(batch) // 2
         return self.deliver(batch[:middle]) + self.deliver(batch[middle:])
@@ -345,6 +382,10 @@ class Deliverer:
         self.counters.add(sent=result.accepted, duplicates=result.duplicates)
 
     def _reject(self, event: WireEvent, error: ErrorInfo, *, log: bool = True) -> None:
+        wait = wait_before_resend(event, error) if self.outbox is not None else None
+        if wait is not None:
+            self._deferred.append((event, time.time() + wait.total_seconds()))
+            return
         self.counters.add(failed=1)
         self.counters.error(error.message)
         if log:

@@ -13,6 +13,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote_plus
 
+# The wire error code of an event stamped after the server's clock allows:
+# not bad content (a fast client clock), so a tracker sends it again later.
+TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+
 # Anything that looks like a bearer token or one of our keys is masked.
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',]+"),

@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
+# The claimant of rows held back until their claim ends (see ``defer``).
+DEFERRED = "deferred"
+
+
 class NotAnOutboxError(AgentMeterConfigurationError):
     """The file is a SQLite database of something else (a ledger, say): left untouched."""
 
@@ -250,6 +254,20 @@ class Outbox:
         """Store one event and return only once it is on disk (commits are grouped)."""
         self._group.write(event)
 
+    def defer(self, events: Sequence[tuple[dict[str, Any], float]]) -> None:
+        """Hold events (stored or not) out of every claim until their time (epoch seconds)."""
+        if not events:
+            return
+        now = time.time()
+        rows = [(e["id"], _json.dumps(e), now, DEFERRED, until) for e, until in events]
+        statement = (
+            "INSERT INTO outbox (id, payload, created_at, claimed_by, claimed_until)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+            " SET claimed_by = excluded.claimed_by, claimed_until = excluded.claimed_until"
+        )
+        with self._lock:
+            self._run(lambda db: _transaction(db, lambda db: db.executemany(statement, rows)))
+
     def quarantine(self, problems: Sequence[Problem]) -> int:
         """Move events that cannot be delivered out of the way, each with why;
         return how many were not quarantined already."""
@@ -325,7 +343,7 @@ class Outbox:
             )
         ]
         for claimant in claimants:
-            if claimant != self._claimant and not _alive(claimant):
+            if claimant not in (self._claimant, DEFERRED) and not _alive(claimant):
                 db.execute(
                     "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
                     " WHERE claimed_by = ?",

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from ..errors import TIMESTAMP_IN_FUTURE
 from .errors import WireError, not_found
 
 if TYPE_CHECKING:
@@ -104,8 +105,16 @@ class FutureLimit:
             f"timestamp: {timestamp.isoformat()} is in the future (this server allows "
             f"{self.skew} of clock skew); send the time the usage happened"
         )
-        details = [{"field": "timestamp", "message": "in the future"}]
-        return WireError(422, "validation_error", message, details)
+        # Its own code: a fast client clock is not bad content, and a tracker
+        # sends the event again once the server's clock has caught up.
+        details = [
+            {
+                "field": "timestamp",
+                "message": "in the future",
+                "latest_accepted": latest.isoformat().replace("+00:00", "Z"),
+            }
+        ]
+        return WireError(422, TIMESTAMP_IN_FUTURE, message, details)
 
 
 def _is_naive(sent: object) -> bool:

@@ -147,7 +147,11 @@ def test_in_a_batch_only_the_future_event_is_rejected(client):
 
     [rejected] = result.rejected
     assert (result.accepted, result.duplicates) == (2, 0)
-    assert (rejected.index, rejected.id, rejected.error.code) == (0, future.id, "validation_error")
+    assert (rejected.index, rejected.id, rejected.error.code) == (
+        0,
+        future.id,
+        "timestamp_in_future",
+    )
     assert "timestamp" in rejected.error.message
     assert {event.id for event in client.get_events()} == {fine.id, skewed.id}
 
@@ -431,5 +435,8 @@ def test_a_naive_time_may_be_local_time_up_to_14_hours_ahead(ledger, ahead, writ
         with pytest.raises(WireError) as caught:
             api.record_event(ADMIN, body)
         batch = api.record_batch(ADMIN, {"events": [body]})
-        assert caught.value.details == [{"field": "timestamp", "message": "in the future"}]
-        assert [item["error"]["code"] for item in batch["rejected"]] == ["validation_error"]
+        [detail] = caught.value.details
+        assert (detail["field"], detail["message"]) == ("timestamp", "in the future")
+        latest = datetime.fromisoformat(detail["latest_accepted"].replace("Z", "+00:00"))
+        assert abs(latest - datetime.now(UTC) - timedelta(minutes=5)) < timedelta(minutes=1)
+        assert [item["error"]["code"] for item in batch["rejected"]] == ["timestamp_in_future"]

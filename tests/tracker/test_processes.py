@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agentmeter import Outbox
+from agentmeter._build import finalize, instant_event
 
 CHILD = Path(__file__).with_name("_tracking_child.py")
 AMOUNT = Decimal("0.01")
@@ -133,3 +134,27 @@ def test_exit_while_the_server_is_down_then_the_next_run_delivers(
     deliver_again(project, proxy.url, outbox)
     check_stored(project, returned, unconfirmed_allowed=0)
     assert sorted(stored_ids(project)) == sorted(returned)
+
+
+def test_flush_is_false_while_another_live_tracker_holds_outbox_rows(
+    live_server, project, make_tracker, kit, tmp_path
+):
+    """Regression: rows claimed by another live process (waiting out its lease)
+    made the claim come back empty, and flush() answered True with them undelivered."""
+    path = tmp_path / "outbox.db"
+    events = [
+        finalize(instant_event(project.id, "other", "dave", "0.25", event_id=f"held-{n}"))
+        for n in range(3)
+    ]
+    other = Outbox(path)  # another tracker's claim: same pid, so alive
+    other.put(events)
+    assert len(other.claim(10)) == 3
+    tracker = make_tracker(kit.fault_client(project, live_server.url), outbox=path)
+    tracker.start()
+
+    assert tracker.flush(timeout=1.5) is False
+    other.release([event["id"] for event in events])
+    other.close()
+    assert tracker.flush(timeout=30) is True
+    delivered = {event.id for event in project.direct.get_events(limit=100)}
+    assert delivered == {"held-0", "held-1", "held-2"}

@@ -4,6 +4,7 @@ and never in the way of the events it accepts."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 
@@ -56,3 +57,30 @@ def test_an_event_for_a_project_the_key_cannot_write_does_not_stall_the_rest(
     assert tracker.flush(timeout=30)
     assert later  # delivery goes on
     assert project.direct.get_meter_stats(timeframe="all").total_events == len(good) + 1
+
+
+def test_an_event_from_a_fast_clock_is_held_and_sent_once_the_server_catches_up(
+    live_server, project, make_tracker, kit
+):
+    """Regression: a client clock more than the allowed skew (5 min) fast got each
+    event refused as invalid, and the tracker dropped it as a final rejection.
+    Now it waits in the outbox until the server's clock catches up; a time too
+    far ahead to be skew (400 days) is still rejected."""
+    errors = []
+    client = kit.fault_client(project, live_server.url)
+    tracker = make_tracker(client, on_error=lambda event, error: errors.append((event, error)))
+    now = datetime.now(timezone.utc)
+    skewed = tracker.track_instant_pay(
+        "0.25", user_id="fast", timestamp=now + timedelta(minutes=5, seconds=3)
+    )
+    absurd = tracker.track_instant_pay("0.25", user_id="fast", timestamp=now + timedelta(days=400))
+
+    assert tracker.flush(timeout=1.5) is False  # held: not delivered yet, and not lost
+    assert tracker.outbox.pending() == 1
+    assert tracker.flush(timeout=30) is True
+    assert [event.id for event in project.direct.get_events(limit=10)] == [skewed]
+    assert [(event["id"], error.code) for event, error in errors] == [
+        (absurd, "timestamp_in_future")
+    ]
+    stats = tracker.stats()
+    assert (stats.sent, stats.replayed, stats.failed, stats.outbox_pending) == (1, 1, 1, 0)
