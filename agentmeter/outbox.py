@@ -20,7 +20,6 @@ to a fresh file) instead of stopping every replay.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -31,14 +30,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 from . import _json
 from . import _outbox_damage as damage
 from ._group_commit import GroupCommit
 from ._lifecycle import register_fork_reset
-from ._outbox_damage import Problem, QuarantinedRow, encoding_problem, safe_text
-from .errors import AgentMeterConfigurationError
+from ._outbox_damage import Problem, QuarantinedRow, encoding_problem
+from ._outbox_file import NotAnOutboxError, OutboxFile, transaction
 
 if TYPE_CHECKING:
     from .client import AgentMeterClient
@@ -48,31 +46,8 @@ DEFAULT_OUTBOX = Path.home() / ".agentmeter" / "outbox.db"
 T = TypeVar("T")
 __all__ = ["DEFAULT_OUTBOX", "NotAnOutboxError", "Outbox", "QuarantinedRow", "outbox_for"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    payload TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    claimed_by TEXT,
-    claimed_until REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_claims ON outbox (claimed_by);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id TEXT PRIMARY KEY,
-    payload BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    quarantined_at REAL NOT NULL
-);
-"""
-
-
 # The claimant of rows held back until their claim ends (see ``defer``).
 DEFERRED = "deferred"
-
-
-class NotAnOutboxError(AgentMeterConfigurationError):
-    """The file is a SQLite database of something else (a ledger, say): left untouched."""
 
 
 def _alive(claimant: str) -> bool:
@@ -114,11 +89,8 @@ class Outbox:
     ) -> None:
         self.path = Path(path).expanduser()
         self.lease_seconds = lease_seconds
-        self.repair = repair and not read_only
-        self.read_only = read_only
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._inode: int | None = None
+        self._file = OutboxFile(self.path, repair=repair, read_only=read_only)
+        self._lock = threading.Lock()  # one thread at a time in the file
         self._claimant = ""
         self._group = GroupCommit(lambda events: self.put(events))
         self._new_claimant()
@@ -130,85 +102,16 @@ class Outbox:
     def _new_claimant(self) -> None:
         self._claimant = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
-    # ------------------------------------------------------------ the file
+    @property
+    def repair(self) -> bool:
+        return self._file.repair
 
-    def _db(self) -> sqlite3.Connection:
-        if self._connection is None:
-            try:
-                self._connection = self._connect()
-            except sqlite3.DatabaseError as exc:
-                if not (self.repair and damage.is_damage(exc)):
-                    raise
-                self._connection = self._replace_damaged(exc)
-        return self._connection
-
-    def _connect(self) -> sqlite3.Connection:
-        if not self.read_only:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _create_private(self.path)
-        self._inode = damage.inode(
-            self.path
-        )  # the file this connection is to: see _replace_damaged
-        # Read-only: open an existing file (mode=rw never creates one).
-        target = f"file:{quote(str(self.path))}?mode=rw" if self.read_only else str(self.path)
-        connection = sqlite3.connect(
-            target, timeout=30, isolation_level=None, check_same_thread=False, uri=self.read_only
-        )
-        try:
-            self._check_is_outbox(connection)
-            if not self.read_only:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=FULL")
-                connection.executescript(_SCHEMA)
-                damage.check_readable(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _check_is_outbox(self, connection: sqlite3.Connection) -> None:
-        listed = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        tables = {row[0] for row in listed}
-        if tables and "outbox" not in tables:
-            raise NotAnOutboxError(
-                f"{self.path} is not an outbox (it holds other tables: "
-                f"{', '.join(sorted(tables)[:5])}); it was left untouched"
-            )
-
-    def _replace_damaged(self, exc: BaseException) -> sqlite3.Connection:
-        """Rename the damaged file aside and open a fresh one with what could be read."""
-        self._drop_connection()
-        if damage.inode(self.path) not in (self._inode, None):
-            return self._connect()  # another tracker or process has set it aside already
-        aside, rows = damage.set_aside(self.path)
-        connection = self._connect()
-        _transaction(connection, lambda db: damage.restore(db, rows))
-        logger.error(
-            "agentmeter: the outbox %s is damaged (%s); it was renamed to %s and a fresh "
-            "outbox opened with the %d events that could still be read",
-            self.path,
-            safe_text(str(exc), 200),
-            aside.name,
-            len(rows),
-        )
-        return connection
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._connection.close()
-            self._connection = None
+    @property
+    def read_only(self) -> bool:
+        return self._file.read_only
 
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """``operation`` on the connection (lock held); once more on a fresh file
-        if this one turns out damaged."""
-        try:
-            return operation(self._db())
-        except sqlite3.DatabaseError as exc:
-            if not (self.repair and damage.is_damage(exc)):
-                raise
-            self._connection = self._replace_damaged(exc)
-            return operation(self._connection)
+        return self._file.run(operation)
 
     # -------------------------------------------------------------- writes
 
@@ -223,7 +126,7 @@ class Outbox:
         try:
             rows = [(event["id"], _json.dumps(event), now) for event in events]
             with self._lock:
-                return self._run(lambda db: _transaction(db, lambda db: _insert(db, rows)))
+                return self._run(lambda db: transaction(db, lambda db: _insert(db, rows)))
         except sqlite3.OperationalError:
             raise  # busy, full, or I/O: not the events' fault
         except Exception as exc:
@@ -246,7 +149,7 @@ class Outbox:
             return _insert(db, rows), damage.quarantine_events(db, bad, now, in_outbox=False)
 
         with self._lock:
-            added, filed = self._run(lambda db: _transaction(db, store))
+            added, filed = self._run(lambda db: transaction(db, store))
         self._log_quarantined(filed)
         return added
 
@@ -266,7 +169,7 @@ class Outbox:
             " SET claimed_by = excluded.claimed_by, claimed_until = excluded.claimed_until"
         )
         with self._lock:
-            self._run(lambda db: _transaction(db, lambda db: db.executemany(statement, rows)))
+            self._run(lambda db: transaction(db, lambda db: db.executemany(statement, rows)))
 
     def quarantine(self, problems: Sequence[Problem]) -> int:
         """Move events that cannot be delivered out of the way, each with why;
@@ -276,7 +179,7 @@ class Outbox:
         now = time.time()
         with self._lock:
             filed = self._run(
-                lambda db: _transaction(
+                lambda db: transaction(
                     db, lambda db: damage.quarantine_events(db, problems, now, in_outbox=True)
                 )
             )
@@ -318,7 +221,7 @@ class Outbox:
                 bad.extend(damage.quarantine_rows(db, garbage, now))
             return claimed, bad
 
-        return _transaction(db, take)
+        return transaction(db, take)
 
     def ack(self, ids: Sequence[str]) -> None:
         """Forget delivered (or finally rejected) events."""
@@ -333,7 +236,7 @@ class Outbox:
             return
         parameters = [(event_id,) for event_id in ids]
         with self._lock:
-            self._run(lambda db: _transaction(db, lambda db: db.executemany(statement, parameters)))
+            self._run(lambda db: transaction(db, lambda db: db.executemany(statement, parameters)))
 
     def _release_dead(self, db: sqlite3.Connection) -> None:
         claimants = [
@@ -388,23 +291,23 @@ class Outbox:
         One that still cannot be read comes back to the quarantine on its next claim."""
         now = time.time()
         with self._lock:
-            return self._run(lambda db: _transaction(db, lambda db: damage.requeue(db, ids, now)))
+            return self._run(lambda db: transaction(db, lambda db: damage.requeue(db, ids, now)))
 
     def drop(self, ids: Sequence[str] | None = None) -> int:
         """Delete quarantined events (all, or these) for good; return how many."""
         with self._lock:
-            return self._run(lambda db: _transaction(db, lambda db: damage.drop(db, ids)))
+            return self._run(lambda db: transaction(db, lambda db: damage.drop(db, ids)))
 
     def close(self) -> None:
         with self._lock:
-            self._drop_connection()
+            self._file.close()
 
     # SQLite must not be carried across fork(): with the lock held, no thread
     # is inside SQLite for this file, and the connection is closed, so the
     # child (and the parent, after) open fresh ones.
     def before_fork(self) -> None:
         self._lock.acquire()
-        self._drop_connection()
+        self._file.close()
 
     def after_fork_in_parent(self) -> None:
         self._lock.release()
@@ -412,34 +315,12 @@ class Outbox:
     def after_fork_in_child(self) -> None:
         """A child claims as a new process, with its own lock and connection."""
         self._lock = threading.Lock()
-        self._connection = None
+        self._file.forget_after_fork()
         self._group = GroupCommit(lambda events: self.put(events))
         self._new_claimant()
 
 
 # ------------------------------------------------------------- statements
-
-
-def _create_private(path: Path) -> None:
-    """Create the file readable by its owner only (SQLite gives its WAL files the same mode)."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def _count_pending(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-
-
-def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db)
-        db.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
-            db.execute("ROLLBACK")
-        raise
-    return result
 
 
 def _insert(db: sqlite3.Connection, rows: Sequence[tuple[Any, str, float]]) -> int:
