@@ -30,7 +30,7 @@ from .errors import AgentMeterValidationError
 
 MAX_METADATA_DEPTH = 32
 # Integers beyond 64 bits are not read back exactly by most JSON parsers.
-_INT_LIMIT = 2**64
+INT_LIMIT = 2**64
 _EXPONENT_LIMIT = 400
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -79,7 +79,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         kind = type(value)
         if kind is str and value.isascii():
             continue
-        if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+        if kind is int and -INT_LIMIT < value < INT_LIMIT:
             continue
         if kind is float and math.isfinite(value):
             continue
@@ -157,7 +157,7 @@ def _scalar(value: Any, path: str) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        if not -_INT_LIMIT < value < _INT_LIMIT:
+        if not -INT_LIMIT < value < INT_LIMIT:
             raise _invalid(path, "integers must be within ±2**64")
         return int(value)
     finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)

@@ -7,12 +7,14 @@ periods never count an event twice.
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
 
+from .._checks import INT_LIMIT, MAX_METADATA_DEPTH
 from .._json import format_time
 from ..models import MeterStats, ReportRow
 from ..pricing import money_text
@@ -23,6 +25,7 @@ from .schema import events
 
 # The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
 MAX_SQL_INTEGER = 2**63 - 1
+_UNREADABLE_CHARS = 10_000  # of an old row's unreadable metadata, shown as text
 _TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "api_request_pay": ("api_calls", "unit_price"),
     "token_based_pay": ("tokens_in", "tokens_out", "input_token_price", "output_token_price"),
@@ -40,8 +43,7 @@ def event_dict(row: Any) -> dict[str, Any]:
         "payment_type": row.payment_type,
         "event_type": row.event_type,
         "timestamp": format_time(from_micros(row.ts)),
-        # parse_constant: a NaN stored before such values were refused reads as text.
-        "metadata": json.loads(row.metadata, parse_constant=str),
+        "metadata": stored_metadata(row.metadata),
         "total_cost": money_text(row.total_cost),
     }
     for field in _TYPE_FIELDS[row.payment_type]:
@@ -50,6 +52,44 @@ def event_dict(row: Any) -> dict[str, Any]:
     if item.get("description") is None and row.payment_type == "instant_pay":
         item["description"] = ""
     return item
+
+
+UNREADABLE_METADATA = "_unreadable_metadata"
+
+
+def stored_metadata(text: str) -> dict[str, Any]:
+    """A row's metadata, readable by any client even if stored before the input checks.
+
+    Such a row may hold NaN or 1e999 (read as text), a lone surrogate (read
+    as its escape, ``\\ud800``), or what no reader takes at all (not a JSON
+    object, nested past the limit): that reads as its text under
+    ``_unreadable_metadata``. One old row never breaks a listing."""
+    try:
+        parsed = json.loads(text, parse_constant=str)
+        if parsed is None:
+            return {}
+        if isinstance(parsed, dict):
+            return cast(dict[str, Any], _readable(parsed, 1))
+    except (ValueError, RecursionError):
+        pass
+    printable = text[:_UNREADABLE_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+    return {UNREADABLE_METADATA: printable}
+
+
+def _readable(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
+        return str(value)
+    if isinstance(value, (dict, list)) and depth > MAX_METADATA_DEPTH:
+        raise ValueError("nested too deep")
+    if isinstance(value, dict):
+        return {_readable(key, depth): _readable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_readable(item, depth + 1) for item in value]
+    return value
 
 
 def _int_sum(column: Any) -> ColumnElement[Any]:

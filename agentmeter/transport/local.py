@@ -130,14 +130,17 @@ class LocalTransport:
     ) -> Any:
         """Answer one request as the server would, errors included."""
         encoded = _json.encode_body(body)
+        # Errors are raised outside the except blocks: no __context__ keeps the
+        # ledger's exception (its SQL and parameters) alive on ours.
+        failure: Exception | None = None
         try:
             answer = self._dispatch(method, path, params, encoded)
         except WireError as exc:
-            raise api_error(
-                exc.status, exc.message, code=exc.code, response_data=exc.body()
-            ) from None
+            failure = api_error(exc.status, exc.message, code=exc.code, response_data=exc.body())
         except OperationalError as exc:  # locked or unreachable database: worth a retry
-            raise api_error(503, f"ledger unavailable: {exc.orig}", code="unavailable") from None
+            failure = api_error(503, f"ledger unavailable: {exc.orig}", code="unavailable")
+        if failure is not None:
+            raise failure
         return _json.loads(_json.dumps_bytes(answer))
 
     def _dispatch(

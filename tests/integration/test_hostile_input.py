@@ -306,5 +306,57 @@ def test_rows_stored_before_the_checks_still_read(tmp_path: Any) -> None:
         connection.execute(text("UPDATE events SET metadata = :m"), {"m": stored})
     answer = LedgerAPI(ledger).list_events(ADMIN, {"project_id": "p"})
     body = json.loads(json_response(answer).body)
-    assert body[0]["metadata"] == {"x": "NaN", "y": "\ud800"}
+    # The surrogate reads as its escape: UTF-8 (and the embedded client) cannot carry it.
+    assert body[0]["metadata"] == {"x": "NaN", "y": "\\ud800"}
     ledger.close()
+
+
+LEGACY_METADATA = [
+    ('{"x":NaN,"y":Infinity}', {"x": "NaN", "y": "Infinity"}),
+    ('{"\\ud800":"\\udfff"}', {"\\ud800": "\\udfff"}),
+    (
+        '{"big":1e999,"huge":123456789012345678901234567890}',
+        {"big": "inf", "huge": "123456789012345678901234567890"},
+    ),
+    ("null", {}),
+    ("not json", {"_unreadable_metadata": "not json"}),
+    ("[1,2]", {"_unreadable_metadata": "[1,2]"}),
+    ('"text"', {"_unreadable_metadata": '"text"'}),
+    ("", {"_unreadable_metadata": ""}),
+    ('{"a":' * 40 + "1" + "}" * 40, {"_unreadable_metadata": '{"a":' * 40 + "1" + "}" * 40}),
+    ('{"a":' * 5000 + "1" + "}" * 5000, None),
+]
+
+
+def test_old_rows_no_client_could_read_now_read_through_every_client(tmp_path: Any) -> None:
+    """Regression: an embedded client's get_events() raised (UnicodeEncodeError,
+    ValueError, JSONDecodeError, RecursionError) on one such row, and the server
+    answered 500 for some of them."""
+    from sqlalchemy import text
+
+    from agentmeter import AgentMeterClient
+    from agentmeter.ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with AgentMeterClient(base_url=url, project_id="p", agent_id="a") as embedded:
+        ids = [embedded.record_instant_pay("1", user_id="u").event_id for _ in LEGACY_METADATA]
+    ledger = Ledger.open(url)
+    with ledger.writing() as connection:
+        for event_id, (stored, _) in zip(ids, LEGACY_METADATA, strict=True):
+            connection.execute(
+                text("UPDATE events SET metadata = :m WHERE id = :id"),
+                {"m": stored, "id": event_id},
+            )
+    ledger.close()
+    expected = {
+        event_id: read if read is not None else {"_unreadable_metadata": stored[:10_000]}
+        for event_id, (stored, read) in zip(ids, LEGACY_METADATA, strict=True)
+    }
+
+    with AgentMeterClient(base_url=url, project_id="p", agent_id="a") as embedded:
+        from_embedded = {event.id: event.metadata for event in embedded.get_events(limit=100)}
+    with LiveServer(url) as server, server.client(project_id="p") as remote:
+        from_server = {event.id: event.metadata for event in remote.get_events(limit=100)}
+
+    assert from_embedded == expected
+    assert from_server == expected

@@ -334,3 +334,16 @@ def test_no_key_is_reachable_from_a_connection_error_echoing_it(server, api_key)
     with pytest.raises(AgentMeterError) as raised:
         client.health_check()
     assert_unreachable(api_key, raised.value)
+
+
+def test_an_embedded_client_error_keeps_no_ledger_exception(tmp_path):
+    """Regression: ``raise ... from None`` still left the ledger's exception (its SQL
+    and parameters) on ``__context__``."""
+    from agentmeter import AgentMeterClient
+    from agentmeter.errors import AgentMeterAPIError
+
+    client = AgentMeterClient(base_url=f"sqlite:///{tmp_path}/l.db", project_id="p")
+    with client, pytest.raises(AgentMeterAPIError) as caught:
+        client.get_project("no-such-project")
+    assert caught.value.status_code == 404
+    assert caught.value.__context__ is None
