@@ -8,9 +8,14 @@ The public names are those of AgentMeter 0.2, so its users' code runs as is.
 import importlib
 from typing import Any
 
-from ._delivery import TrackerStats
-from ._overflow import QueueFullError
 from ._version import __version__
+from .capture.blocks import (
+    UsageContext,
+    track_api_request_pay,
+    track_instant_pay,
+    track_token_based_pay,
+    track_usage,
+)
 from .client import (
     AgentMeterClient,
     create_client,
@@ -19,13 +24,6 @@ from .client import (
     quick_token_based_pay,
 )
 from .config import AgentMeterConfig
-from .context import (
-    UsageContext,
-    track_api_request_pay,
-    track_instant_pay,
-    track_token_based_pay,
-    track_usage,
-)
 from .decorators import (
     meter_agent,
     meter_api_request_pay,
@@ -33,6 +31,9 @@ from .decorators import (
     meter_instant_pay,
     meter_token_based_pay,
 )
+from .delivery.outbox import Outbox
+from .delivery.overflow import QueueFullError
+from .delivery.worker import TrackerStats
 from .errors import (
     AgentMeterAPIError,
     AgentMeterConfigurationError,
@@ -67,7 +68,6 @@ from .models import (
     TokenBasedPayEvent,
     UserMeter,
 )
-from .outbox import Outbox
 from .tracker import AgentMeterTracker
 
 _LAZY = {

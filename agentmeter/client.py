@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._endpoints import AdminEndpointsMixin, QueryEndpointsMixin
-from ._recording import EventEndpointsMixin
-from .budget import BudgetGuard
+from .capture.budget import BudgetGuard
 from .config import AgentMeterConfig
+from .endpoints.events import EventEndpointsMixin
+from .endpoints.queries import AdminEndpointsMixin, QueryEndpointsMixin
 from .errors import AgentMeterConfigurationError
 from .models import BatchResult, MeterEventResponse
 from .pricing import to_money

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from ._types import Money
+from .core.fields import Money
 from .models import AgentMeterModel
 
 DEFAULT_BASE_URL = "https://api.agentmeter.money"

@@ -21,8 +21,8 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ._capture import Charge, check_sink
-from ._metered import METERED_MARK, Meter, wrap
+from .capture.charge import Charge, check_sink
+from .capture.metered import METERED_MARK, Meter, wrap
 from .errors import AgentMeterValidationError
 from .models import PaymentType
 

@@ -33,8 +33,8 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from . import _json
-from ._types import (
+from .core import jsonio as _json
+from .core.fields import (
     Count,
     EventId,
     Identifier,
@@ -45,7 +45,7 @@ from ._types import (
     UtcDatetime,
     validation_error_from,
 )
-from .ids import new_event_id
+from .core.ids import new_event_id
 from .pricing import MONEY_CONTEXT, ZERO, api_request_cost, money_text, token_cost
 
 

@@ -4,7 +4,7 @@
 on a bounded in-memory queue: microseconds, no I/O. One background thread
 per tracker, started on first use, sends batches (by size, or every
 ``flush_interval`` seconds) and moves whatever it cannot deliver to the
-outbox file, from which it is replayed (see :mod:`agentmeter._delivery`).
+outbox file, from which it is replayed (see :mod:`agentmeter.delivery.worker`).
 
 >>> tracker = AgentMeterTracker(client, "proj_1", "agent_1")   # doctest: +SKIP
 >>> tracker.track_token_based_pay(tokens_in=500, tokens_out=250, user_id="u1")  # doctest: +SKIP
@@ -23,14 +23,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._build import WireEvent, api_request_event, finalize, instant_event, token_event
-from ._delivery import Counters, Deliverer, ErrorCallback, TrackerStats
-from ._lifecycle import hold_until_closed, register_tracker, release_closed
-from ._overflow import AsyncTrackingMixin, OverflowMixin
-from ._queue import EventQueue
+from .core.build import WireEvent, api_request_event, finalize, instant_event, token_event
+from .delivery.lifecycle import hold_until_closed, register_tracker, release_closed
+from .delivery.outbox import Outbox, outbox_for
+from .delivery.overflow import AsyncTrackingMixin, OverflowMixin
+from .delivery.queue import EventQueue
+from .delivery.worker import Counters, Deliverer, ErrorCallback, TrackerStats
 from .errors import AgentMeterConfigurationError
 from .models import MeterEvent
-from .outbox import Outbox, outbox_for
 from .pricing import to_money
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import requests
 
-from agentmeter.ids import new_event_id
+from agentmeter.core.ids import new_event_id
 from agentmeter.testing import LiveServer
 
 BATCH_SIZE = 1000
@@ -281,7 +281,7 @@ def stages(batches: int = 20) -> int:
     import cProfile
     import pstats
 
-    from agentmeter import _json
+    from agentmeter.core import jsonio as _json
     from agentmeter.ledger import Ledger
     from agentmeter.ledger.api import ADMIN, LedgerAPI, parse_wire_event
     from agentmeter.ledger.events import event_row

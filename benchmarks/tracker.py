@@ -133,7 +133,8 @@ class WorkerClock:
         self.requests = 0
 
     def install(self, client: Any) -> None:
-        from agentmeter import _delivery, _json
+        from agentmeter.core import jsonio as _json
+        from agentmeter.delivery import worker as _delivery
 
         def timed(name: str, function: Any) -> Any:
             def wrapper(*args: Any, **kwargs: Any) -> Any:

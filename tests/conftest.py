@@ -108,15 +108,15 @@ def client():
 @pytest.fixture(autouse=True, scope="session")
 def _private_home(tmp_path_factory):
     """Default ledger and outbox files go to a temp dir, never the developer's home."""
-    import agentmeter.outbox
+    import agentmeter.delivery.outbox
     import agentmeter.transport.local
 
     home = tmp_path_factory.mktemp("home") / ".agentmeter"
-    saved = agentmeter.outbox.DEFAULT_OUTBOX, agentmeter.transport.local.DEFAULT_LEDGER
-    agentmeter.outbox.DEFAULT_OUTBOX = home / "outbox.db"
+    saved = agentmeter.delivery.outbox.DEFAULT_OUTBOX, agentmeter.transport.local.DEFAULT_LEDGER
+    agentmeter.delivery.outbox.DEFAULT_OUTBOX = home / "outbox.db"
     agentmeter.transport.local.DEFAULT_LEDGER = home / "ledger.db"
     yield home
-    agentmeter.outbox.DEFAULT_OUTBOX, agentmeter.transport.local.DEFAULT_LEDGER = saved
+    agentmeter.delivery.outbox.DEFAULT_OUTBOX, agentmeter.transport.local.DEFAULT_LEDGER = saved
 
 
 @pytest.fixture(scope="session")

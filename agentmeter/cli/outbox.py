@@ -1,6 +1,6 @@
 """``agentmeter outbox status|replay|list|requeue|drop``: events the tracker could not deliver yet.
 
-The outbox is the tracker's SQLite spool (see :mod:`agentmeter.outbox`).
+The outbox is the tracker's SQLite spool (see :mod:`agentmeter.delivery.outbox`).
 ``--outbox PATH`` names the file; else it is the default outbox of the
 client the connection flags make (one file per server and key). ``replay``
 claims rows in batches (rows a running tracker has claimed are left to it),
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import click
 
 from ..client import AgentMeterClient
+from ..delivery.outbox import Outbox, QuarantinedRow, outbox_for
 from ..errors import AgentMeterError
-from ..outbox import Outbox, QuarantinedRow, outbox_for
 from .common import (
     EXIT_API,
     EXIT_USAGE,

@@ -43,7 +43,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._json import format_time
+from ..core.jsonio import format_time
 from ..pricing import money_text
 
 F = TypeVar("F", bound=Callable[..., Any])

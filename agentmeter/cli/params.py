@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._json import format_time
+from ..core.jsonio import format_time
 from ..errors import AgentMeterValidationError
 from ..pricing import to_money
 

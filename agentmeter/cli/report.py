@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from ..client import AgentMeterClient
+from ..core.wire import GROUP_COLUMNS
 from ..models import ReportRow
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
-from ..wire import GROUP_COLUMNS
 from .common import project_of, reads_client
 from .output import (
     Column,

@@ -46,9 +46,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
-from .._capture import metering_errors, tracker_of
+from ..capture.charge import metering_errors, tracker_of
+from ..core.ids import derived_event_id
 from ..errors import AgentMeterValidationError
-from ..ids import derived_event_id
 from ..pricing import model_price_table, price_for_model, to_money
 
 logger = logging.getLogger("agentmeter")

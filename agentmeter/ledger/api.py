@@ -15,11 +15,9 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from .._checks import has_lone_surrogate
 from .._version import __version__
-from ..errors import AgentMeterValidationError
-from ..models import AgentMeterModel, AnyEvent, MeterEvent, parse_event
-from ..wire import (
+from ..core.checks import has_lone_surrogate
+from ..core.wire import (
     BillingCreateBody,
     BillingListQuery,
     BillingUpdateBody,
@@ -32,6 +30,8 @@ from ..wire import (
     SetMeterBody,
     StatsQuery,
 )
+from ..errors import AgentMeterValidationError
+from ..models import AgentMeterModel, AnyEvent, MeterEvent, parse_event
 from . import Ledger
 from .admission import DEFAULT_MAX_FUTURE_SKEW, FutureLimit, KnownProjects, unknown_project
 from .errors import WireError, forbidden, idempotency_conflict, not_found

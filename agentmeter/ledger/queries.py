@@ -14,11 +14,11 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
 
-from .._checks import INT_LIMIT, MAX_METADATA_DEPTH
-from .._json import format_time
+from ..core.checks import INT_LIMIT, MAX_METADATA_DEPTH
+from ..core.jsonio import format_time
+from ..core.wire import GROUP_COLUMNS, EventQuery, ReportQuery, parse_timeframe
 from ..models import MeterStats, ReportRow
 from ..pricing import money_text
-from ..wire import GROUP_COLUMNS, EventQuery, ReportQuery, parse_timeframe
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_sum, period_expr
 from .schema import events

@@ -17,6 +17,19 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
+from ..core.wire import (
+    BillingCreateBody,
+    BillingListQuery,
+    BillingUpdateBody,
+    EventQuery,
+    IncrementMeterBody,
+    MeterKey,
+    ProjectCreateBody,
+    ProjectUpdateBody,
+    ReportQuery,
+    SetMeterBody,
+    StatsQuery,
+)
 from ..ledger import Ledger
 from ..ledger.admission import DEFAULT_MAX_FUTURE_SKEW
 from ..ledger.api import LedgerAPI, Principal, query_dict
@@ -30,19 +43,6 @@ from ..models import (
     Project,
     ReportRow,
     UserMeter,
-)
-from ..wire import (
-    BillingCreateBody,
-    BillingListQuery,
-    BillingUpdateBody,
-    EventQuery,
-    IncrementMeterBody,
-    MeterKey,
-    ProjectCreateBody,
-    ProjectUpdateBody,
-    ReportQuery,
-    SetMeterBody,
-    StatsQuery,
 )
 from .http import KeyChecker, install_error_handlers, json_response, read_json
 from .openapi import install_openapi, query_parameters, request_body

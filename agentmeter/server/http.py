@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import _json
+from ..core import jsonio as _json
 from ..ledger import Ledger, hash_key
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, Principal
 from ..ledger.errors import WireError

@@ -16,9 +16,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from .. import _json
-from .._lifecycle import register_fork_reset
 from .._version import __version__
+from ..core import jsonio as _json
+from ..delivery.lifecycle import register_fork_reset
 from ..errors import (
     AgentMeterAPIError,
     AgentMeterConnectionError,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-import agentmeter.outbox
+import agentmeter.delivery.outbox
 from agentmeter import AgentMeterClient, AgentMeterTracker
 from agentmeter.models import MeterEvent, Project
 from agentmeter.testing import LiveServer
@@ -33,7 +33,9 @@ AGENT = "capture-agent"
 @pytest.fixture(autouse=True)
 def _outbox_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Default trackers make one outbox file per server and key: keep them out of $HOME."""
-    monkeypatch.setattr(agentmeter.outbox, "DEFAULT_OUTBOX", tmp_path / "outbox" / "outbox.db")
+    monkeypatch.setattr(
+        agentmeter.delivery.outbox, "DEFAULT_OUTBOX", tmp_path / "outbox" / "outbox.db"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from agentmeter import (
     meter_instant_pay,
     meter_token_based_pay,
 )
-from agentmeter._capture import metering_errors
+from agentmeter.capture.charge import metering_errors
 from agentmeter.testing import free_port
 
 

@@ -24,7 +24,7 @@ from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from openai.types.chat.chat_completion_message import ChatCompletionMessage
 
 from agentmeter import meter_token_based_pay
-from agentmeter._capture import metering_errors
+from agentmeter.capture.charge import metering_errors
 
 PRICES = {"input_token_price": "0.001", "output_token_price": "0.002"}
 

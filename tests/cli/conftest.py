@@ -31,8 +31,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agentmeter import AgentMeterClient
-from agentmeter._json import format_time
 from agentmeter.cli.app import cli
+from agentmeter.core.jsonio import format_time
 from agentmeter.models import (
     APIRequestPayEvent,
     InstantPayEvent,

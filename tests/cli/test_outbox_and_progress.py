@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 import pytest
 
 from agentmeter import AgentMeterClient
+from agentmeter.delivery.outbox import Outbox, outbox_for
 from agentmeter.models import APIRequestPayEvent, InstantPayEvent
-from agentmeter.outbox import Outbox, outbox_for
 
 
 def wire_events(project_id, count, prefix="ob"):

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 
 from agentmeter import AgentMeterClient
 from agentmeter.cli.app import cli
+from agentmeter.core.wire import ReportQuery
 from agentmeter.errors import ConflictError, NotFoundError, UnprocessableEntityError
 from agentmeter.ledger import Ledger
 from agentmeter.ledger.api import ADMIN, LedgerAPI
 from agentmeter.ledger.errors import WireError
 from agentmeter.models import APIRequestPayEvent, InstantPayEvent
 from agentmeter.testing import LiveServer
-from agentmeter.wire import ReportQuery
 
 from .conftest import BASE_TIME
 

@@ -35,7 +35,7 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-import agentmeter.outbox
+import agentmeter.delivery.outbox
 from agentmeter import AgentMeterClient
 from agentmeter.models import MeterEvent
 from agentmeter.testing import LiveServer
@@ -48,7 +48,7 @@ def _outbox_in_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Default trackers spool to a temp dir, never to the developer's ~/.agentmeter."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
-            agentmeter.outbox,
+            agentmeter.delivery.outbox,
             "DEFAULT_OUTBOX",
             tmp_path_factory.mktemp("outbox") / "outbox.db",
         )

@@ -63,7 +63,7 @@ def test_run_id_is_recorded_and_gives_the_event_id(client, lc):
     [run_id] = spy.ends
     [event] = lc.events(client)
     assert event.metadata["run_id"] == str(run_id)
-    from agentmeter.ids import derived_event_id
+    from agentmeter.core.ids import derived_event_id
 
     assert event.id == derived_event_id("langchain-run", str(run_id))
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from agentmeter import Outbox, _outbox_damage
-from agentmeter._build import finalize, instant_event
+from agentmeter import Outbox
+from agentmeter.core.build import finalize, instant_event
+from agentmeter.delivery import outbox_damage as _outbox_damage
 from agentmeter.errors import AgentMeterConfigurationError
 from agentmeter.tracker import AgentMeterTracker
 

@@ -16,7 +16,7 @@ import threading
 from decimal import Decimal
 
 from agentmeter import AgentMeterClient, Outbox
-from agentmeter._build import finalize, instant_event
+from agentmeter.core.build import finalize, instant_event
 
 
 class Unprintable:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agentmeter import Outbox
-from agentmeter._build import finalize, instant_event
+from agentmeter.core.build import finalize, instant_event
 
 CHILD = Path(__file__).with_name("_tracking_child.py")
 AMOUNT = Decimal("0.01")

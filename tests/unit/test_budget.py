@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import pytest
 
-from agentmeter import budget as budget_module
-from agentmeter.budget import BudgetGuard
+from agentmeter.capture import budget as budget_module
+from agentmeter.capture.budget import BudgetGuard
 from agentmeter.errors import AgentMeterConnectionError, BudgetExceededError
 from agentmeter.models import UserMeter
 
@@ -370,7 +370,7 @@ class FakeTracker:
 
 
 def test_track_holds_the_cost_under_the_event_before_it_is_tracked(guard, fake, clock):
-    from agentmeter._capture import Charge, track
+    from agentmeter.capture.charge import Charge, track
 
     charge = Charge.declare("api_request_pay", unit_price="0.30")
 
@@ -389,7 +389,7 @@ def test_track_holds_the_cost_under_the_event_before_it_is_tracked(guard, fake, 
 
 
 def test_track_releases_when_tracking_fails(guard):
-    from agentmeter._capture import Charge, track
+    from agentmeter.capture.charge import Charge, track
 
     charge = Charge.declare("api_request_pay", unit_price="0.30")
     reservation = guard.reserve(P, U, D("0.90"))
@@ -400,7 +400,7 @@ def test_track_releases_when_tracking_fails(guard):
 
 
 def test_track_releases_when_the_cost_cannot_be_computed(guard):
-    from agentmeter._capture import Charge, track
+    from agentmeter.capture.charge import Charge, track
 
     def broken() -> Decimal:
         raise ValueError("no price")
@@ -413,7 +413,7 @@ def test_track_releases_when_the_cost_cannot_be_computed(guard):
 
 
 def test_track_of_nothing_to_bill_releases(guard):
-    from agentmeter._capture import Charge, track
+    from agentmeter.capture.charge import Charge, track
 
     charge = Charge.declare("instant_pay", amount="0")
     reservation = guard.reserve(P, U, D("0.50"))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from agentmeter._clock_skew import wait_before_resend
+from agentmeter.delivery.clock_skew import wait_before_resend
 from agentmeter.models import ErrorInfo
 
 

@@ -32,8 +32,8 @@ from agentmeter import (
     track_instant_pay,
     track_token_based_pay,
 )
-from agentmeter._checks import MAX_METADATA_DEPTH, check_metadata, check_text
-from agentmeter._json import dumps_bytes, encode_body
+from agentmeter.core.checks import MAX_METADATA_DEPTH, check_metadata, check_text
+from agentmeter.core.jsonio import dumps_bytes, encode_body
 
 POISON = {
     "nan": {"x": float("nan")},

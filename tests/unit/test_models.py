@@ -28,11 +28,11 @@ from agentmeter import (
     RejectedEvent,
     TokenBasedPayEvent,
     UserMeter,
-    _json,
 )
-from agentmeter.ids import derived_event_id, new_event_id
+from agentmeter.core import jsonio as _json
+from agentmeter.core.ids import derived_event_id, new_event_id
+from agentmeter.core.wire import parse_timeframe
 from agentmeter.models import parse_event
-from agentmeter.wire import parse_timeframe
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 COMMON = {"project_id": "proj_1", "agent_id": "agent_1", "user_id": "user_1"}

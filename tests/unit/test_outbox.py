@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 
 from agentmeter import Outbox
+from agentmeter.delivery.outbox import outbox_for
 from agentmeter.errors import AgentMeterConfigurationError
-from agentmeter.outbox import outbox_for
 
 
 def event(n: int) -> dict:
@@ -210,7 +210,7 @@ def test_a_failed_group_commit_raises_in_every_writer_of_the_group(outbox, monke
 
 
 def test_default_outbox_is_one_file_per_server_and_key(monkeypatch, tmp_path):
-    import agentmeter.outbox as outbox_module
+    import agentmeter.delivery.outbox as outbox_module
 
     monkeypatch.setattr(outbox_module, "DEFAULT_OUTBOX", tmp_path / ".agentmeter" / "outbox.db")
 
@@ -349,7 +349,7 @@ def test_damage_found_while_running_sets_the_file_aside(tmp_path, monkeypatch, c
     with path.open("r+b") as file:  # a page in the middle of the table
         file.seek(20 * page_size)
         file.write(random.Random(3).randbytes(page_size))
-    from agentmeter import _outbox_damage
+    from agentmeter.delivery import outbox_damage as _outbox_damage
 
     monkeypatch.setattr(_outbox_damage, "check_readable", lambda connection: None)
     with caplog.at_level(logging.WARNING, logger="agentmeter"):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agentmeter import Outbox, _outbox_damage
+from agentmeter import Outbox
+from agentmeter.delivery import outbox_damage as _outbox_damage
 
 PAD = "p" * 300  # a few rows per page
 

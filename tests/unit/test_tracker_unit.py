@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-import agentmeter.outbox as outbox_module
+import agentmeter.delivery.outbox as outbox_module
 from agentmeter import (
     AgentMeterClient,
     AgentMeterTracker,
@@ -531,7 +531,7 @@ def test_context_manager_closes(make_tracker, fake):
 def test_a_tracker_the_app_no_longer_references_is_still_closed_at_exit(fake, tmp_path):
     """Regression: trackers were held weakly only, so one made inside a function
     (a task, a handler) was collected with events queued, and atexit never saw it."""
-    from agentmeter import _lifecycle
+    from agentmeter.delivery import lifecycle as _lifecycle
 
     fake.hang()
 

@@ -1,4 +1,4 @@
-"""Token usage found in model results and streams (agentmeter._usage).
+"""Token usage found in model results and streams (agentmeter.capture.usage).
 
 OpenAI and LangChain shapes are the real classes (``openai``, ``langchain_core``);
 the Anthropic SDK is not a dependency, so its shapes are stand-ins with the
@@ -23,7 +23,7 @@ from openai.types.chat.chat_completion_message import ChatCompletionMessage
 from openai.types.responses import ResponseUsage
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from agentmeter._usage import extract_stream_usage, extract_usage
+from agentmeter.capture.usage import extract_stream_usage, extract_usage
 
 # ------------------------------------------------------------------ shapes
 

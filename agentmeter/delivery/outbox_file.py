@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
-from . import _outbox_damage as damage
-from ._outbox_damage import safe_text
-from .errors import AgentMeterConfigurationError
+from ..errors import AgentMeterConfigurationError
+from . import outbox_damage as damage
+from .outbox_damage import safe_text
 
 try:
     import fcntl

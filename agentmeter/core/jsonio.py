@@ -14,8 +14,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from .errors import AgentMeterValidationError
-from .pricing import money_text
+from ..errors import AgentMeterValidationError
+from ..pricing import money_text
 
 
 def _default(value: Any) -> Any:

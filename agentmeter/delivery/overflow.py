@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._build import WireEvent, finalize
-from ._delivery import Counters, Deliverer
-from ._queue import EventQueue
-from .errors import AgentMeterError
+from ..core.build import WireEvent, finalize
+from ..errors import AgentMeterError
+from .queue import EventQueue
+from .worker import Counters, Deliverer
 
 if TYPE_CHECKING:
     from .outbox import Outbox

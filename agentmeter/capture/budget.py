@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import AgentMeterError, BudgetExceededError
-from .pricing import MONEY_CONTEXT, ZERO
+from ..errors import AgentMeterError, BudgetExceededError
+from ..pricing import MONEY_CONTEXT, ZERO
 
 if TYPE_CHECKING:
-    from .client import AgentMeterClient
+    from ..client import AgentMeterClient
 
 logger = logging.getLogger("agentmeter")
 Key = tuple[str, str]  # (project_id, user_id)

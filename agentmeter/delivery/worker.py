@@ -29,15 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._build import finalize
-from ._clock_skew import wait_before_resend
-from ._outbox_damage import encoding_problem, safe_text
-from ._queue import EventQueue, WireEvent
-from .errors import AgentMeterAPIError, AgentMeterError, AgentMeterValidationError
-from .models import BatchResult, ErrorInfo
+from ..core.build import finalize
+from ..errors import AgentMeterAPIError, AgentMeterError, AgentMeterValidationError
+from ..models import BatchResult, ErrorInfo
+from .clock_skew import wait_before_resend
+from .outbox_damage import encoding_problem, safe_text
+from .queue import EventQueue, WireEvent
 
 if TYPE_CHECKING:
-    from .client import AgentMeterClient
+    from ..client import AgentMeterClient
     from .outbox import Outbox
 
 logger = logging.getLogger("agentmeter")

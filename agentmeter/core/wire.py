@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from ._types import Identifier, Money, Text, UtcDatetime
-from .errors import AgentMeterValidationError
-from .models import AgentMeterModel, BillingStatus, EventType, PaymentType
+from ..errors import AgentMeterValidationError
+from ..models import AgentMeterModel, BillingStatus, EventType, PaymentType
+from .fields import Identifier, Money, Text, UtcDatetime
 
 Granularity = Literal["hour", "day", "month"]
 GroupKey = Literal["user", "agent", "payment_type", "model"]

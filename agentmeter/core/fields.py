@@ -21,10 +21,10 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ._checks import check_metadata, check_text
-from ._json import format_time
-from .errors import AgentMeterValidationError
-from .pricing import money_text, to_count, to_money, to_total
+from ..errors import AgentMeterValidationError
+from ..pricing import money_text, to_count, to_money, to_total
+from .checks import check_metadata, check_text
+from .jsonio import format_time
 
 
 def _money(value: Any, info: ValidationInfo) -> Decimal:
@@ -123,7 +123,7 @@ UtcDatetime = Annotated[
 # Text a user controls: valid Unicode (no lone surrogate), so it can be stored and sent.
 Text = Annotated[str, AfterValidator(_text)]
 Identifier = Annotated[Text, StringConstraints(min_length=1, max_length=256)]
-# JSON-safe metadata: see agentmeter._checks.
+# JSON-safe metadata: see agentmeter.core.checks.
 MetadataDict = Annotated[dict[str, Any], BeforeValidator(_metadata)]
 EventId = Annotated[
     str,

@@ -22,11 +22,11 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-from ._capture import Charge, check_sink, report_fault, reserve_budget, track, tracker_of
-from ._checks import check_metadata
+from ..core.checks import check_metadata
+from ..models import PaymentType
+from ..pricing import ZERO
 from .budget import BudgetGuard, Reservation
-from .models import PaymentType
-from .pricing import ZERO
+from .charge import Charge, check_sink, report_fault, reserve_budget, track, tracker_of
 
 
 class UsageContext:

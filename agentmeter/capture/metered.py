@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._capture import Charge, report_fault, reserve_budget, track, tracker_of
-from ._checks import check_metadata
-from ._usage import extract_stream_usage, extract_usage
+from ..core.checks import check_metadata
+from ..models import PaymentType
+from ..pricing import ZERO, to_count
 from .budget import BudgetGuard, Reservation
-from .models import PaymentType
-from .pricing import ZERO, to_count
+from .charge import Charge, report_fault, reserve_budget, track, tracker_of
+from .usage import extract_stream_usage, extract_usage
 
 if TYPE_CHECKING:
-    from .tracker import AgentMeterTracker
+    from ..tracker import AgentMeterTracker
 
 logger = logging.getLogger("agentmeter")
 METERED_MARK = "__agentmeter_metered__"

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from .errors import AgentMeterValidationError
+from ..errors import AgentMeterValidationError
 
 MAX_METADATA_DEPTH = 32
 # Integers beyond 64 bits are not read back exactly by most JSON parsers.

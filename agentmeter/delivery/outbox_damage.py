@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _json
+from ..core import jsonio as _json
 
 # SQLite's primary result codes for a damaged file (extended codes keep
 # them in the low byte).

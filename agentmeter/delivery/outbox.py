@@ -11,7 +11,7 @@ before sending them, so two never send the same rows at once; a claim ends
 when the rows are acknowledged (deleted) or released, when it expires, or
 when the claiming process is found dead.
 
-Damage stays local (see :mod:`agentmeter._outbox_damage`): an event that
+Damage stays local (see :mod:`agentmeter.delivery.outbox_damage`): an event that
 cannot be encoded, or a row that cannot be read back, moves to the
 ``quarantine`` table instead of holding up the events stored with it, and
 a file SQLite reports as damaged is renamed aside (its readable rows copied
@@ -31,15 +31,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _json
-from . import _outbox_damage as damage
-from ._group_commit import GroupCommit
-from ._lifecycle import register_fork_reset
-from ._outbox_damage import Problem, QuarantinedRow, encoding_problem
-from ._outbox_file import NotAnOutboxError, OutboxFile, transaction
+from ..core import jsonio as _json
+from . import outbox_damage as damage
+from .group_commit import GroupCommit
+from .lifecycle import register_fork_reset
+from .outbox_damage import Problem, QuarantinedRow, encoding_problem
+from .outbox_file import NotAnOutboxError, OutboxFile, transaction
 
 if TYPE_CHECKING:
-    from .client import AgentMeterClient
+    from ..client import AgentMeterClient
 
 logger = logging.getLogger("agentmeter")
 DEFAULT_OUTBOX = Path.home() / ".agentmeter" / "outbox.db"

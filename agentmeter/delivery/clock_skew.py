@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import TIMESTAMP_IN_FUTURE
-from .models import ErrorInfo
+from ..errors import TIMESTAMP_IN_FUTURE
+from ..models import ErrorInfo
 
 MAX_DEFERRAL = timedelta(days=1)
 _MARGIN = timedelta(seconds=1)  # past the server's limit, not on it

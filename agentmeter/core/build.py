@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from ._checks import check_metadata, check_text
-from .errors import AgentMeterValidationError
+from ..errors import AgentMeterValidationError
+from ..pricing import api_request_cost, money_text, to_count, to_money, token_cost
+from .checks import check_metadata, check_text
 from .ids import new_event_id
-from .pricing import api_request_cost, money_text, to_count, to_money, token_cost
 
 WireEvent = dict[str, Any]
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")

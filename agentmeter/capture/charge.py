@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..client import AgentMeterClient
+from ..core.ids import new_event_id
+from ..errors import AgentMeterValidationError, BudgetExceededError
+from ..models import PaymentType
+from ..pricing import ZERO, api_request_cost, to_count, to_money, token_cost
+from ..tracker import AgentMeterTracker
 from .budget import BudgetGuard, Reservation
-from .client import AgentMeterClient
-from .errors import AgentMeterValidationError, BudgetExceededError
-from .ids import new_event_id
-from .models import PaymentType
-from .pricing import ZERO, api_request_cost, to_count, to_money, token_cost
-from .tracker import AgentMeterTracker
 
 logger = logging.getLogger("agentmeter")
 

@@ -12,22 +12,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from .config import AgentMeterConfig
-from .errors import AgentMeterValidationError, NotFoundError
-from .models import (
-    BillingRecord,
-    BillingStatus,
-    EventType,
-    MeterEvent,
-    MeterStats,
-    PaymentType,
-    Project,
-    ReportRow,
-    UserMeter,
-    parse_event,
-)
-from .transport import Transport
-from .wire import (
+from ..config import AgentMeterConfig
+from ..core.wire import (
     BillingCreateBody,
     BillingListQuery,
     BillingUpdateBody,
@@ -40,6 +26,20 @@ from .wire import (
     SetMeterBody,
     StatsQuery,
 )
+from ..errors import AgentMeterValidationError, NotFoundError
+from ..models import (
+    BillingRecord,
+    BillingStatus,
+    EventType,
+    MeterEvent,
+    MeterStats,
+    PaymentType,
+    Project,
+    ReportRow,
+    UserMeter,
+    parse_event,
+)
+from ..transport import Transport
 
 Moment = datetime | date | str
 MoneyInput = Decimal | float | int | str

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from ._endpoints import _ClientCore
-from .errors import AgentMeterAPIError, NotFoundError
-from .models import (
+from ..errors import AgentMeterAPIError, NotFoundError
+from ..models import (
     APIRequestPayEvent,
     BatchResult,
     ErrorInfo,
@@ -24,6 +23,7 @@ from .models import (
     RejectedEvent,
     TokenBasedPayEvent,
 )
+from .queries import _ClientCore
 
 logger = logging.getLogger("agentmeter")
 MAX_BATCH = 1000

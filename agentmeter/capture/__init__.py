@@ -1,0 +1,1 @@
+"""Capture: decorators, with-blocks, usage extraction and budget guards turn calls into events."""

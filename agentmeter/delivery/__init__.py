@@ -1,0 +1,1 @@
+"""Delivery: the tracker's queue, worker, overflow policy, outbox and process lifecycle."""

@@ -1,0 +1,1 @@
+"""The client's endpoint groups: events, queries and meters, projects and billing."""
