@@ -31,9 +31,9 @@ from .decorators import (
     meter_instant_pay,
     meter_token_based_pay,
 )
+from .delivery.counters import TrackerStats
 from .delivery.outbox import Outbox
 from .delivery.overflow import QueueFullError
-from .delivery.worker import TrackerStats
 from .errors import (
     AgentMeterAPIError,
     AgentMeterConfigurationError,

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from .core.fields import Money
+from .errors import AgentMeterConfigurationError
 from .models import AgentMeterModel
 
 DEFAULT_BASE_URL = "https://api.agentmeter.money"
@@ -86,3 +87,13 @@ class AgentMeterConfig(AgentMeterModel):
     @property
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key else None
+
+    def project_for(self, project_id: str | None, fallback: str | None = None) -> str:
+        """The project an event or request is for: the one given, else this
+        config's, else ``fallback`` (the embedded ledger's default project)."""
+        chosen = project_id or self.project_id or fallback
+        if not chosen:
+            raise AgentMeterConfigurationError(
+                "project_id is not set: pass project_id=..., or set AGENTMETER_PROJECT_ID"
+            )
+        return chosen

@@ -16,32 +16,30 @@ True
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .core.build import WireEvent, api_request_event, finalize, instant_event, token_event
-from .delivery.lifecycle import hold_until_closed, register_tracker, release_closed
+from .core.lifecycle import hold_until_closed, register_tracker, release_closed
+from .delivery.counters import Counters, TrackerStats
 from .delivery.outbox import Outbox, outbox_for
-from .delivery.overflow import AsyncTrackingMixin, OverflowMixin
+from .delivery.overflow import Overflow, submit_async
 from .delivery.queue import EventQueue
-from .delivery.worker import Counters, Deliverer, ErrorCallback, TrackerStats
+from .delivery.sender import TrackerClient
+from .delivery.settings import as_outbox, check_settings, price, usable
+from .delivery.worker import Deliverer, ErrorCallback
 from .errors import AgentMeterConfigurationError
 from .models import MeterEvent
-from .pricing import to_money
-
-if TYPE_CHECKING:
-    from .client import AgentMeterClient
 
 logger = logging.getLogger("agentmeter")
 OnFull = Literal["spill", "block", "drop_oldest", "raise"]
 _DEFAULT: Any = object()
 
 
-class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
+class AgentMeterTracker:
     """Batches events in the background. Thread-safe; one per process is plenty.
 
     ``outbox`` is a path, an :class:`Outbox`, or None for none (then a full
@@ -51,7 +49,7 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
 
     def __init__(
         self,
-        client: AgentMeterClient,
+        client: TrackerClient,
         project_id: str | None = None,
         agent_id: str | None = None,
         user_id: str | None = None,
@@ -72,19 +70,19 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         shutdown_timeout: float = 5.0,
         replay_interval: float = 2.0,
     ) -> None:
-        _check_settings(flush_interval, batch_size, max_queue_size, on_full)
+        check_settings(flush_interval, batch_size, max_queue_size, on_full)
         config = client.config
         self.client = client
-        self.project_id = client._project(project_id)
+        self.project_id = config.project_for(project_id, client.transport.default_project_id)
         self.agent_id = agent_id or config.agent_id or "default"
         self.user_id = user_id or config.user_id or "anonymous"
-        self.default_api_price = _price(
+        self.default_api_price = price(
             default_api_price, config.api_request_unit_price, "default_api_price"
         )
-        self.default_input_token_price = _price(
+        self.default_input_token_price = price(
             default_input_token_price, config.input_token_price, "default_input_token_price"
         )
-        self.default_output_token_price = _price(
+        self.default_output_token_price = price(
             default_output_token_price, config.output_token_price, "default_output_token_price"
         )
         # Without auto_flush, batches go out when full or on flush() (the hour
@@ -92,10 +90,10 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         self.flush_interval = flush_interval if auto_flush else 3600.0
         self.batch_size = batch_size
         self.max_queue_size = max_queue_size
-        self.outbox = outbox_for(client) if outbox is _DEFAULT else _as_outbox(outbox)
+        self.outbox = outbox_for(client) if outbox is _DEFAULT else as_outbox(outbox)
         if durable and self.outbox is None:
             raise AgentMeterConfigurationError("durable=True needs an outbox")
-        self.outbox = _usable(self.outbox, durable)
+        self.outbox = usable(self.outbox, durable)
         self.durable = durable
         self.on_full = on_full
         self.on_error = on_error
@@ -112,6 +110,14 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         self._start_lock = threading.Lock()
         self._queue = EventQueue(self.max_queue_size, self.batch_size)
         self._counters = Counters()
+        self._overflow = Overflow(
+            self._queue,
+            self._counters,
+            self.outbox,
+            on_full=self.on_full,
+            durable=self.durable,
+            block_timeout=self.block_timeout,
+        )
         self._deliverer: Deliverer | None = None
         self._thread: threading.Thread | None = None
 
@@ -211,16 +217,83 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         """Queue an event built as a model (validated already)."""
         return self._submit(event.to_dict())
 
+    # ------------------------------------------------------------ async
+
+    async def track_api_request(
+        self,
+        user_id: str | None = None,
+        api_calls: int = 1,
+        unit_price: Any = None,
+        metadata: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """``track_api_request_pay`` for async code; never blocks the event loop."""
+        return await submit_async(
+            self.track_api_request_pay,
+            self._may_wait(),
+            api_calls,
+            unit_price,
+            user_id,
+            metadata,
+            **options,
+        )
+
+    async def track_token_usage(
+        self,
+        user_id: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        input_token_price: Any = None,
+        output_token_price: Any = None,
+        metadata: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """``track_token_based_pay`` for async code; never blocks the event loop."""
+        return await submit_async(
+            self.track_token_based_pay,
+            self._may_wait(),
+            tokens_in,
+            tokens_out,
+            input_token_price,
+            output_token_price,
+            user_id,
+            metadata,
+            **options,
+        )
+
+    async def track_instant_payment(
+        self,
+        user_id: str | None = None,
+        amount: Any = 0,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """``track_instant_pay`` for async code; never blocks the event loop."""
+        return await submit_async(
+            self.track_instant_pay,
+            self._may_wait(),
+            amount,
+            description,
+            user_id,
+            metadata,
+            **options,
+        )
+
+    def _may_wait(self) -> bool:
+        """Whether a track call may touch the disk or wait: durable, a full queue, closed."""
+        return self.durable or len(self._queue) >= self.max_queue_size or self._closed
+
     def _submit(self, event: WireEvent) -> str:
         if self._closed:
-            return self._after_close(event)
+            return self._overflow.after_close(event)
         if self._thread is None:
             self._start()
         if self.durable:
             assert self.outbox is not None
             self.outbox.put_durable(finalize(event))
         if not self._queue.put_nowait(event):
-            self._overflow(event)
+            self._overflow.take(event)
         return str(event["id"])
 
     # ------------------------------------------------------------ lifecycle
@@ -239,6 +312,7 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
                 durable=self.durable,
                 on_error=self.on_error,
             )
+            self._overflow.deliverer = self._deliverer
             thread = threading.Thread(
                 target=self._deliverer.run, name="agentmeter-delivery", daemon=True
             )
@@ -300,7 +374,7 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
             self._deliverer.stop.set()
             self._queue.wake()
             self._thread.join(max(0.05, deadline - time.monotonic()))
-        self._keep_leftovers()
+        self._overflow.keep_leftovers()
 
     stop = close
 
@@ -315,65 +389,4 @@ class AgentMeterTracker(OverflowMixin, AsyncTrackingMixin):
         self.close()
 
     def stats(self) -> TrackerStats:
-        counters = self._counters
-        return TrackerStats(
-            queued=len(self._queue),
-            sent=counters.sent,
-            duplicates=counters.duplicates,
-            retried=counters.retried,
-            failed=counters.failed,
-            dropped=counters.dropped,
-            spilled=counters.spilled,
-            replayed=counters.replayed,
-            outbox_pending=self.outbox.pending() if self.outbox is not None else 0,
-            last_error=counters.last_error,
-            outbox_quarantined=self.outbox.quarantined_count() if self.outbox is not None else 0,
-        )
-
-
-def _price(value: Any, default: Any, field: str) -> Any:
-    return to_money(default if value is None else value, field)
-
-
-def _as_outbox(outbox: str | Path | Outbox | None) -> Outbox | None:
-    if outbox is None or isinstance(outbox, Outbox):
-        return outbox
-    return Outbox(outbox)
-
-
-def _usable(outbox: Outbox | None, durable: bool) -> Outbox | None:
-    """Open the outbox now, so that an unwritable one (a read-only home in a
-    container or a serverless function) is found here, not by raising out of a
-    track call later; without durable=True the tracker then goes on without one."""
-    if outbox is None:
-        return None
-    try:
-        outbox.pending()
-    except (OSError, sqlite3.Error) as exc:
-        if durable:
-            raise AgentMeterConfigurationError(
-                f"durable=True needs a writable outbox; {outbox} cannot be used: {exc}"
-            ) from None
-        logger.warning(
-            "agentmeter: %s cannot be used (%s); going on without an outbox "
-            "(a full queue makes callers wait up to block_timeout)",
-            outbox,
-            exc,
-        )
-        return None
-    return outbox
-
-
-def _check_settings(
-    flush_interval: float, batch_size: int, max_queue_size: int, on_full: str
-) -> None:
-    if flush_interval <= 0:
-        raise AgentMeterConfigurationError("flush_interval must be positive")
-    if not 1 <= batch_size <= 1000:
-        raise AgentMeterConfigurationError("batch_size must be between 1 and 1000")
-    if max_queue_size < batch_size:
-        raise AgentMeterConfigurationError("max_queue_size must be at least batch_size")
-    if on_full not in ("spill", "block", "drop_oldest", "raise"):
-        raise AgentMeterConfigurationError(
-            "on_full must be 'spill', 'block', 'drop_oldest' or 'raise'"
-        )
+        return self._counters.stats(len(self._queue), self.outbox)

@@ -24,13 +24,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..errors import AgentMeterError, BudgetExceededError
+from ..models import UserMeter
 from ..pricing import MONEY_CONTEXT, ZERO
-
-if TYPE_CHECKING:
-    from ..client import AgentMeterClient
 
 logger = logging.getLogger("agentmeter")
 Key = tuple[str, str]  # (project_id, user_id)
@@ -52,10 +50,19 @@ class Reservation(NamedTuple):  # a tuple: cheap to make on every metered call
     cost: Decimal
 
 
+class MeterReader(Protocol):
+    """Where the guard reads a user's meter: the client (a Protocol, so this
+    module does not import the client, which holds a guard)."""
+
+    def get_user_meter(
+        self, user_id: str | None = None, project_id: str | None = None
+    ) -> UserMeter: ...
+
+
 class BudgetGuard:
     """One per client (``client.budget``). Thread-safe."""
 
-    def __init__(self, client: AgentMeterClient, ttl: float = 5.0) -> None:
+    def __init__(self, client: MeterReader, ttl: float = 5.0) -> None:
         self.client = client
         self.ttl = ttl
         self._lock = threading.Lock()

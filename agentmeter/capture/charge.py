@@ -20,7 +20,7 @@ from typing import Any
 
 from ..client import AgentMeterClient
 from ..core.ids import new_event_id
-from ..errors import AgentMeterValidationError, BudgetExceededError
+from ..errors import AgentMeterConfigurationError, AgentMeterValidationError, BudgetExceededError
 from ..models import PaymentType
 from ..pricing import ZERO, api_request_cost, to_count, to_money, token_cost
 from ..tracker import AgentMeterTracker
@@ -70,7 +70,13 @@ def check_sink(sink: Any) -> None:
 
 
 def client_of(sink: AgentMeterClient | AgentMeterTracker) -> AgentMeterClient:
-    return sink if isinstance(sink, AgentMeterClient) else sink.client
+    """The client behind a sink; a tracker built on another sender has none to check budgets."""
+    client = sink if isinstance(sink, AgentMeterClient) else sink.client
+    if not isinstance(client, AgentMeterClient):
+        raise AgentMeterConfigurationError(
+            "enforce_budget needs a tracker built on an AgentMeterClient (it reads the meters)"
+        )
+    return client
 
 
 def _optional_money(value: Any, field: str) -> Decimal | None:

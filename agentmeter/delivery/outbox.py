@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core import jsonio as _json
+from ..core.lifecycle import register_fork_reset
 from . import outbox_damage as damage
 from .group_commit import GroupCommit
-from .lifecycle import register_fork_reset
 from .outbox_damage import Problem, QuarantinedRow, encoding_problem
 from .outbox_file import NotAnOutboxError, OutboxFile, transaction
 
 if TYPE_CHECKING:
-    from ..client import AgentMeterClient
+    from .sender import TrackerClient
 
 logger = logging.getLogger("agentmeter")
 DEFAULT_OUTBOX = Path.home() / ".agentmeter" / "outbox.db"
@@ -63,7 +63,7 @@ def _alive(claimant: str) -> bool:
     return True
 
 
-def outbox_for(client: AgentMeterClient) -> Outbox:
+def outbox_for(client: TrackerClient) -> Outbox:
     """The default outbox of a client: one file per server and key, so a replay
     never sends one server's events to another."""
     scope = f"{client.transport.describe}\n{client.config.api_key_value or ''}"

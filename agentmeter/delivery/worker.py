@@ -26,19 +26,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.build import finalize
 from ..errors import AgentMeterAPIError, AgentMeterError, AgentMeterValidationError
 from ..models import BatchResult, ErrorInfo
 from .clock_skew import wait_before_resend
+from .counters import Counters
 from .outbox_damage import encoding_problem, safe_text
 from .queue import EventQueue, WireEvent
 
 if TYPE_CHECKING:
-    from ..client import AgentMeterClient
     from .outbox import Outbox
+    from .sender import BatchSender
 
 logger = logging.getLogger("agentmeter")
 ErrorCallback = Callable[[WireEvent, ErrorInfo], None]
@@ -53,47 +53,10 @@ class Interrupted(Exception):
     """Raised inside a retry sleep when the tracker is shutting down."""
 
 
-@dataclass(frozen=True)
-class TrackerStats:
-    """Counters since the tracker (or, after fork, the child) started."""
-
-    queued: int
-    sent: int
-    duplicates: int
-    retried: int
-    failed: int
-    dropped: int
-    spilled: int
-    replayed: int
-    outbox_pending: int
-    last_error: str | None
-    outbox_quarantined: int = 0  # events set aside in the outbox file (any tracker's)
-
-
-class Counters:
-    def __init__(self) -> None:
-        self.lock = threading.Condition(threading.Lock())
-        self.sent = self.duplicates = self.retried = self.failed = 0
-        self.dropped = self.spilled = self.replayed = 0
-        self.direct = 0  # events settled by callers (spilled or dropped) without the queue
-        self.settled = 0  # events taken from the queue and settled by the worker
-        self.last_error: str | None = None
-
-    def add(self, **amounts: int) -> None:
-        with self.lock:
-            for name, amount in amounts.items():
-                setattr(self, name, getattr(self, name) + amount)
-            self.lock.notify_all()
-
-    def error(self, message: str) -> None:
-        with self.lock:
-            self.last_error = message
-
-
 class Deliverer:
     def __init__(
         self,
-        client: AgentMeterClient,
+        client: BatchSender,
         queue: EventQueue,
         outbox: Outbox | None,
         counters: Counters,

@@ -50,7 +50,9 @@ from ..capture.charge import metering_errors, tracker_of
 from ..core.ids import derived_event_id
 from ..errors import AgentMeterValidationError
 from ..pricing import model_price_table, price_for_model, to_money
+from .langchain_usage import read_usage
 
+__all__ = ["LangChainAgentMeterCallback", "meter_langchain", "read_usage"]
 logger = logging.getLogger("agentmeter")
 _EVICT_EVERY = 256
 # Run metadata LangChain and LangGraph add themselves: not the user's, not billed data.
@@ -73,14 +75,6 @@ class _Run:
     chat: bool
     streamed: bool = False
     deferred: bool = False  # an inner meter_langchain() block's handler bills it
-
-
-@dataclass(frozen=True)
-class _Usage:
-    tokens_in: int
-    tokens_out: int
-    model: str | None
-    cache_hit: bool
 
 
 @dataclass
@@ -333,32 +327,6 @@ def _users_metadata(metadata: Mapping[str, Any], user_key: str) -> dict[str, Any
         for key, value in metadata.items()
         if key != user_key and not key.startswith(_FRAMEWORK_KEYS)
     }
-
-
-def read_usage(response: LLMResult) -> _Usage | None:
-    """Token usage of a model call, read from one place only (never added up)."""
-    generations = response.generations
-    first = generations[0][0] if generations and generations[0] else None
-    message = getattr(first, "message", None)
-    response_metadata = getattr(message, "response_metadata", None) or {}
-    llm_output = response.llm_output or {}
-    model = response_metadata.get("model_name") or llm_output.get("model_name")
-    usage_metadata = getattr(message, "usage_metadata", None)
-    if usage_metadata:
-        cache_hit = "total_cost" in usage_metadata and usage_metadata["total_cost"] == 0
-        return _Usage(
-            int(usage_metadata.get("input_tokens") or 0),
-            int(usage_metadata.get("output_tokens") or 0),
-            model,
-            cache_hit,
-        )
-    token_usage = llm_output.get("token_usage") or llm_output.get("usage")
-    if isinstance(token_usage, Mapping):
-        tokens_in = token_usage.get("prompt_tokens", token_usage.get("input_tokens"))
-        tokens_out = token_usage.get("completion_tokens", token_usage.get("output_tokens"))
-        if tokens_in is not None or tokens_out is not None:
-            return _Usage(int(tokens_in or 0), int(tokens_out or 0), model, False)
-    return None
 
 
 # ------------------------------------------------------ meter_langchain()

@@ -18,7 +18,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .._version import __version__
 from ..core import jsonio as _json
-from ..delivery.lifecycle import register_fork_reset
+from ..core.lifecycle import register_fork_reset
 from ..errors import (
     AgentMeterAPIError,
     AgentMeterConnectionError,

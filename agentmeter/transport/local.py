@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from sqlalchemy.exc import OperationalError
 
 from ..core import jsonio as _json
-from ..delivery.lifecycle import register_fork_reset
+from ..core.lifecycle import register_fork_reset
 from ..errors import api_error
 from ..ledger import Ledger
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict

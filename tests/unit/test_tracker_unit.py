@@ -43,11 +43,11 @@ BOUND = 10.0  # a generous upper bound for calls whose requirement is "bounded"
 
 
 class FakeClient:
-    """Just what the tracker uses of a client: config, _project, transport, send_batch."""
+    """Just what the tracker uses of a client (``TrackerClient``): config, transport, send_batch."""
 
     def __init__(self) -> None:
         self.config = AgentMeterConfig(project_id="proj_1", agent_id="agent_1", user_id="user_1")
-        self.transport = SimpleNamespace(describe="fake://server")
+        self.transport = SimpleNamespace(describe="fake://server", default_project_id=None)
         self.stored: dict[str, dict[str, Any]] = {}
         self.batches: list[list[str]] = []
         self.calls = 0
@@ -60,9 +60,6 @@ class FakeClient:
         self.reject: Callable[[dict[str, Any]], bool] = lambda event: False
         self.reject_whole_batch = False  # 422 for the batch instead of per-event rejections
         self.raise_next: BaseException | None = None  # raised once, as a bug would be
-
-    def _project(self, project_id: str | None) -> str:
-        return project_id or "proj_1"
 
     def hang(self) -> None:
         self.entered.clear()
@@ -397,7 +394,7 @@ def test_a_spill_racing_the_last_empty_replay_is_not_forgotten(make_tracker, fak
             # What a caller's spill does, between the worker's claim and its verdict.
             event = {"id": "raced-1", "payload": "x"}
             outbox.put([event])
-            tracker._mark_outbox_dirty()
+            tracker._deliverer.mark_dirty()
             spilled.append(event["id"])
         return rows
 
@@ -531,7 +528,7 @@ def test_context_manager_closes(make_tracker, fake):
 def test_a_tracker_the_app_no_longer_references_is_still_closed_at_exit(fake, tmp_path):
     """Regression: trackers were held weakly only, so one made inside a function
     (a task, a handler) was collected with events queued, and atexit never saw it."""
-    from agentmeter.delivery import lifecycle as _lifecycle
+    from agentmeter.core import lifecycle as _lifecycle
 
     fake.hang()
 
