@@ -3,22 +3,29 @@
 Every method validates its input first (``AgentMeterValidationError``,
 nothing sent), sends through the transport (HTTP or the embedded ledger)
 and returns typed models. Project, agent and user default to the client's.
+
+The endpoint methods are written once, in one object per concern under
+:mod:`agentmeter.endpoints`; the client holds those objects and forwards to
+them (``_delegate`` keeps each method's real signature for ``help()`` and mypy).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from .capture.budget import BudgetGuard
 from .config import AgentMeterConfig
-from .endpoints.events import EventEndpointsMixin
-from .endpoints.queries import AdminEndpointsMixin, QueryEndpointsMixin
-from .errors import AgentMeterConfigurationError
-from .models import BatchResult, MeterEventResponse
+from .endpoints.admin import AdminEndpoints
+from .endpoints.connection import Connection
+from .endpoints.events import EventEndpoints
+from .endpoints.meters import MeterEndpoints
+from .endpoints.queries import QueryEndpoints
+from .models import MeterEventResponse
 from .pricing import to_money
 from .transport import Transport
 from .transport.factory import make_transport
@@ -28,14 +35,38 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agentmeter")
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsMixin):
+
+def _delegate(
+    method: Callable[Concatenate[Any, P], R], part: str
+) -> Callable[Concatenate[Any, P], R]:
+    """A client method that calls ``method`` on the client's ``part`` (an endpoint group).
+
+    It keeps the method's name, docstring and signature (``help()``,
+    ``inspect.signature``), and mypy sees the same parameters.
+    """
+
+    def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(getattr(self, part), *args, **kwargs)
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+class AgentMeterClient:
     """Talks to an AgentMeter server, or to an embedded ledger file.
 
     >>> client = AgentMeterClient(base_url="sqlite:///ledger.db",
     ...                           project_id="proj_1", agent_id="agent_1")  # doctest: +SKIP
     >>> client.record_api_request_pay(api_calls=1, unit_price="0.3").cost  # doctest: +SKIP
     Decimal('0.3')
+
+    The endpoint methods live in one object per concern under
+    :mod:`agentmeter.endpoints` (events, queries, meters, admin), all sending
+    through one :class:`~agentmeter.endpoints.connection.Connection`; the
+    client holds them, forwards each call, and owns the tracker and budget.
     """
 
     def __init__(
@@ -49,7 +80,7 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
         transport: Transport | None = None,
         **settings: Any,
     ) -> None:
-        self.config = AgentMeterConfig.from_env(
+        config = AgentMeterConfig.from_env(
             api_key=api_key,
             project_id=project_id,
             agent_id=agent_id,
@@ -57,13 +88,73 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
             base_url=base_url,
             **settings,
         )
-        self._transport = transport or make_transport(self.config)
-        self._batch_endpoint_missing = False
+        self._connection = Connection(
+            config,
+            transport or make_transport(config),
+            settle_before_meter_change=self._settle_before_meter_change,
+            meter_changed=self._meter_changed,
+            events_delivered=self._events_delivered,
+        )
+        self._events = EventEndpoints(self._connection)
+        self._queries = QueryEndpoints(self._connection)
+        self._meters = MeterEndpoints(self._connection)
+        self._admin = AdminEndpoints(self._connection)
         self._lock = threading.Lock()
         self._tracker: AgentMeterTracker | None = None
         self._budget: BudgetGuard | None = None
 
+    # ------------------------------------------------------------ events
+
+    record_event = _delegate(EventEndpoints.record_event, "_events")
+    record_events = _delegate(EventEndpoints.record_events, "_events")
+    send_batch = _delegate(EventEndpoints.send_batch, "_events")
+    build_api_request_pay = _delegate(EventEndpoints.build_api_request_pay, "_events")
+    build_token_based_pay = _delegate(EventEndpoints.build_token_based_pay, "_events")
+    build_instant_pay = _delegate(EventEndpoints.build_instant_pay, "_events")
+    record_api_request_pay = _delegate(EventEndpoints.record_api_request_pay, "_events")
+    record_token_based_pay = _delegate(EventEndpoints.record_token_based_pay, "_events")
+    record_instant_pay = _delegate(EventEndpoints.record_instant_pay, "_events")
+
+    # ----------------------------------------------------------- queries
+
+    get_events = _delegate(QueryEndpoints.get_events, "_queries")
+    get_meter_stats = _delegate(QueryEndpoints.get_meter_stats, "_queries")
+    get_report = _delegate(QueryEndpoints.get_report, "_queries")
+
+    # ------------------------------------------------------- user meters
+
+    get_user_meter = _delegate(MeterEndpoints.get_user_meter, "_meters")
+    set_user_meter = _delegate(MeterEndpoints.set_user_meter, "_meters")
+    increment_user_meter = _delegate(MeterEndpoints.increment_user_meter, "_meters")
+    reset_user_meter = _delegate(MeterEndpoints.reset_user_meter, "_meters")
+
+    # -------------------------------------------- projects and billing
+
+    create_project = _delegate(AdminEndpoints.create_project, "_admin")
+    get_project = _delegate(AdminEndpoints.get_project, "_admin")
+    list_projects = _delegate(AdminEndpoints.list_projects, "_admin")
+    update_project = _delegate(AdminEndpoints.update_project, "_admin")
+    delete_project = _delegate(AdminEndpoints.delete_project, "_admin")
+    create_billing_record = _delegate(AdminEndpoints.create_billing_record, "_admin")
+    list_billing_records = _delegate(AdminEndpoints.list_billing_records, "_admin")
+    update_billing_record = _delegate(AdminEndpoints.update_billing_record, "_admin")
+
+    # ------------------------------------------------------------ health
+
+    def health_check(self) -> dict[str, Any]:
+        """``GET /health``: ``{"status": "healthy", "version": ...}``."""
+        answer = self._connection.request("GET", "/health")
+        return dict(answer) if isinstance(answer, Mapping) else {"status": answer}
+
     # ---------------------------------------------------------- plumbing
+
+    @property
+    def config(self) -> AgentMeterConfig:
+        return self._connection.config
+
+    @config.setter
+    def config(self, config: AgentMeterConfig) -> None:
+        self._connection.config = config
 
     @property
     def project_id(self) -> str | None:
@@ -79,11 +170,11 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
 
     @property
     def base_url(self) -> str:
-        return self._transport.describe
+        return self._connection.transport.describe
 
     @property
     def transport(self) -> Transport:
-        return self._transport
+        return self._connection.transport
 
     def __repr__(self) -> str:
         return (
@@ -127,29 +218,10 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
         tracked here since are counted too. Reserves nothing.
         """
         guard = self.budget
-        reservation = guard.reserve(
-            self._project(project_id), self._user(user_id), to_money(cost, "cost"), strict=True
-        )
+        project = self._connection.resolve_project(project_id)
+        user = self._connection.resolve_user(user_id)
+        reservation = guard.reserve(project, user, to_money(cost, "cost"), strict=True)
         guard.release(reservation)
-
-    def send_batch(
-        self,
-        events: Sequence[Mapping[str, Any]],
-        *,
-        sleep: Callable[[float], None] | None = None,
-    ) -> BatchResult:
-        result = super().send_batch(events, sleep=sleep)
-        if self._budget is not None:  # these costs are in the server's meters now
-            self._budget.delivered([str(event["id"]) for event in events])
-        return result
-
-    def _settle_before_meter_change(self) -> None:
-        if self._tracker is not None and not self._tracker.flush():
-            logger.warning("agentmeter: not every tracked event was delivered before a meter reset")
-
-    def _meter_changed(self, project_id: str, user_id: str) -> None:
-        if self._budget is not None:
-            self._budget.forget(project_id, user_id)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver what the default tracker holds; True when all of it arrived.
@@ -164,41 +236,21 @@ class AgentMeterClient(EventEndpointsMixin, QueryEndpointsMixin, AdminEndpointsM
         and the embedded ledger. Safe to call twice."""
         if self._tracker is not None:
             self._tracker.close(timeout)
-        self._transport.close()
+        self._connection.transport.close()
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        idempotent: bool = True,
-    ) -> Any:
-        return self._transport.request(
-            method, path, params=params, body=body, idempotent=idempotent
-        )
+    # ------------------------------------- hooks the endpoint groups call
 
-    def _project(self, project_id: str | None) -> str:
-        chosen = project_id or self.config.project_id or self._transport.default_project_id
-        if not chosen:
-            raise AgentMeterConfigurationError(
-                "project_id is not set: pass project_id=..., or set AGENTMETER_PROJECT_ID"
-            )
-        return chosen
+    def _settle_before_meter_change(self) -> None:
+        if self._tracker is not None and not self._tracker.flush():
+            logger.warning("agentmeter: not every tracked event was delivered before a meter reset")
 
-    def _agent(self, agent_id: str | None) -> str:
-        return agent_id or self.config.agent_id or "default"
+    def _meter_changed(self, project_id: str, user_id: str) -> None:
+        if self._budget is not None:
+            self._budget.forget(project_id, user_id)
 
-    def _user(self, user_id: str | None) -> str:
-        return user_id or self.config.user_id or "anonymous"
-
-    # ------------------------------------------------------------ health
-
-    def health_check(self) -> dict[str, Any]:
-        """``GET /health``: ``{"status": "healthy", "version": ...}``."""
-        answer = self._request("GET", "/health")
-        return dict(answer) if isinstance(answer, Mapping) else {"status": answer}
+    def _events_delivered(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if self._budget is not None:  # these costs are in the server's meters now
+            self._budget.delivered([str(event["id"]) for event in events])
 
 
 def create_client(

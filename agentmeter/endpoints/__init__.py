@@ -1,1 +1,4 @@
-"""The client's endpoint groups: events, queries and meters, projects and billing."""
+"""The client's endpoint groups, one object per concern: events, queries, meters, admin.
+
+Each takes the :class:`~agentmeter.endpoints.connection.Connection` it sends through.
+"""

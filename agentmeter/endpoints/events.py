@@ -2,7 +2,7 @@
 
 ``send_batch`` is the path the tracker uses: events already in their wire
 form, 1000 per request, falling back to one request per event on a server
-without the batch endpoint.
+without the batch endpoint (remembered: later batches go one by one at once).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..models import (
     RejectedEvent,
     TokenBasedPayEvent,
 )
-from .queries import _ClientCore
+from .connection import Connection
 
 logger = logging.getLogger("agentmeter")
 MAX_BATCH = 1000
@@ -31,14 +31,21 @@ MAX_BATCH = 1000
 _REJECTING_STATUSES = frozenset({400, 409, 413, 422})
 
 
-class EventEndpointsMixin(_ClientCore):
+class EventEndpoints:
+    """Record events: one at a time, many at once, or built first and sent later."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        # Set when the server answered 404 to the batch endpoint (an old server).
+        self.batch_endpoint_missing = False
+
     def record_event(self, event: MeterEvent) -> MeterEventResponse:
         """Send one event. Its id makes resending it safe: it is stored once."""
         if not isinstance(event, MeterEvent):
             raise TypeError(
                 "record_event() takes an APIRequestPayEvent, TokenBasedPayEvent or InstantPayEvent"
             )
-        answer = self._request("POST", "/api/meter/event", body=event.to_dict())
+        answer = self._connection.request("POST", "/api/meter/event", body=event.to_dict())
         return MeterEventResponse.from_dict(answer)
 
     def record_events(self, events: Iterable[MeterEvent]) -> BatchResult:
@@ -69,6 +76,7 @@ class EventEndpointsMixin(_ClientCore):
                 rejected.model_copy(update={"index": rejected.index + start})
                 for rejected in part.rejected
             )
+        self._connection.events_delivered(events)
         return total
 
     def _send_chunk(
@@ -76,16 +84,16 @@ class EventEndpointsMixin(_ClientCore):
     ) -> BatchResult:
         if not events:
             return BatchResult()
-        if not self._batch_endpoint_missing:
+        if not self.batch_endpoint_missing:
             body = {"events": list(events)}
             try:
-                answer = self._transport.request(
+                answer = self._connection.transport.request(
                     "POST", "/api/meter/events/batch", body=body, sleep=sleep
                 )
                 return BatchResult.from_dict(answer)
             except NotFoundError:
                 logger.info("server has no batch endpoint; sending events one by one")
-                self._batch_endpoint_missing = True
+                self.batch_endpoint_missing = True
         return self._send_one_by_one(events, sleep)
 
     def _send_one_by_one(
@@ -95,7 +103,9 @@ class EventEndpointsMixin(_ClientCore):
         for index, event in enumerate(events):
             try:
                 answer = MeterEventResponse.from_dict(
-                    self._transport.request("POST", "/api/meter/event", body=event, sleep=sleep)
+                    self._connection.transport.request(
+                        "POST", "/api/meter/event", body=event, sleep=sleep
+                    )
                 )
             except AgentMeterAPIError as exc:
                 if exc.status_code not in _REJECTING_STATUSES:
@@ -121,9 +131,10 @@ class EventEndpointsMixin(_ClientCore):
         metadata: Mapping[str, Any] | None = None,
     ) -> APIRequestPayEvent:
         """Build (and validate) an API-request event with the client's defaults."""
+        default_price = self._connection.config.api_request_unit_price
         return APIRequestPayEvent(
             api_calls=api_calls,
-            unit_price=self.config.api_request_unit_price if unit_price is None else unit_price,
+            unit_price=default_price if unit_price is None else unit_price,
             **self._common(project_id, agent_id, user_id, metadata),
         )
 
@@ -139,7 +150,7 @@ class EventEndpointsMixin(_ClientCore):
         metadata: Mapping[str, Any] | None = None,
     ) -> TokenBasedPayEvent:
         """Build (and validate) a token event with the client's defaults."""
-        config = self.config
+        config = self._connection.config
         return TokenBasedPayEvent(
             tokens_in=tokens_in,
             tokens_out=tokens_out,
@@ -176,9 +187,9 @@ class EventEndpointsMixin(_ClientCore):
         metadata: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         return {
-            "project_id": self._project(project_id),
-            "agent_id": self._agent(agent_id),
-            "user_id": self._user(user_id),
+            "project_id": self._connection.resolve_project(project_id),
+            "agent_id": self._connection.resolve_agent(agent_id),
+            "user_id": self._connection.resolve_user(user_id),
             "metadata": {} if metadata is None else metadata,  # the model checks and copies it
         }
 
