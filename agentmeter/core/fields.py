@@ -40,6 +40,8 @@ def _count(value: Any, info: ValidationInfo) -> int:
 
 
 def _text(value: str, info: ValidationInfo) -> str:
+    if value.isascii():  # the common case, checked without a call: ASCII has no surrogate
+        return value
     return check_text(value, info.field_name or "value")
 
 

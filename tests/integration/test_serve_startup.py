@@ -134,3 +134,33 @@ def test_an_existing_ledger_keeps_its_mode(tmp_path: Path) -> None:
     path.chmod(0o640)
     Ledger.open(f"sqlite:///{path}").close()
     assert _mode(path) == 0o640
+
+
+def test_connections_to_the_bound_socket_send_without_delay():
+    """Regression: the socket bound before the admin key was made had proto 0, so
+    asyncio did not set TCP_NODELAY on its connections, and every answer waited
+    out the client's delayed ACK: 40 ms more per request (ingest fell 2-3x)."""
+    import asyncio
+    import socket
+
+    from agentmeter.server import listen_socket
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listening = listen_socket("127.0.0.1", 0)
+        server = await asyncio.start_server(connected, sock=listening)
+        port = listening.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
