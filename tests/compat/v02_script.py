@@ -74,8 +74,6 @@ class Steps:
 def main() -> None:
     config = json.loads(sys.argv[1])
     # The published 0.2.0, from the venv running this script (not this repo).
-    from agentmeter.exceptions import AgentMeterAPIError
-
     import agentmeter
     from agentmeter import (
         AgentMeterClient,
@@ -83,6 +81,7 @@ def main() -> None:
         APIRequestPayEvent,
         track_api_request_pay,
     )
+    from agentmeter.exceptions import AgentMeterAPIError
 
     project_id = config["project_id"]
     steps = Steps()
