@@ -498,3 +498,30 @@ def test_async_generator_asend_and_athrow_pass_through(client, ledger):
     assert cleaned == [105]
     ledger.settle()
     assert ledger.usage("u1") == Decimal("0.1")
+
+
+def test_gemini_and_bedrock_results_are_billed_by_their_tokens(client, ledger):
+    """Regression (issue 13): the decorators read Gemini's usage_metadata and
+    Bedrock Converse's usage as 0 tokens."""
+    from types import SimpleNamespace
+
+    @meter_token_based_pay(client, input_token_price="0.001", output_token_price="0.002")
+    def gemini(user_id: str) -> object:
+        usage = SimpleNamespace(
+            prompt_token_count=100, candidates_token_count=40, thoughts_token_count=10
+        )
+        return SimpleNamespace(text="hi", usage_metadata=usage)
+
+    @meter_token_based_pay(client, input_token_price="0.001", output_token_price="0.002")
+    def bedrock(user_id: str) -> dict:
+        return {"output": {}, "usage": {"inputTokens": 20, "outputTokens": 5, "totalTokens": 25}}
+
+    gemini("gem-user")
+    bedrock("rock-user")
+    ledger.settle()
+    [gemini_event] = ledger.events("gem-user")
+    [bedrock_event] = ledger.events("rock-user")
+    assert (gemini_event.tokens_in, gemini_event.tokens_out) == (100, 50)
+    assert gemini_event.total_cost == Decimal("0.2")
+    assert (bedrock_event.tokens_in, bedrock_event.tokens_out) == (20, 5)
+    assert bedrock_event.total_cost == Decimal("0.03")

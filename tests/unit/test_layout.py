@@ -230,3 +230,21 @@ def test_the_architecture_doc_names_every_folder_and_top_level_module():
     missing = [f"agentmeter/{f}/" for f in folders if f"agentmeter/{f}/" not in text]
     missing += [f"{m}.py" for m in TOP_LEVEL - {"__init__", "_version"} if f"{m}.py" not in text]
     assert missing == []
+
+
+def test_only_the_catalog_imports_the_price_library():
+    """The price data sits behind agentmeter/core/catalog.py, so a project's
+    own table can sit in front of it and the library can be swapped."""
+    importers = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(module.split(".")[0] == "genai_prices" for module in modules):
+                importers.append(name)
+    assert sorted(set(importers)) == ["agentmeter.core.catalog"]

@@ -259,3 +259,72 @@ def test_stream_of_text_is_unknown():
 
 def test_stream_with_one_side_only():
     assert extract_stream_usage([{"usage": {"completion_tokens": 4}}]) == (0, 4)
+
+
+# ------------------------------------------- Gemini and Bedrock (issue 13)
+# Stand-ins with the SDKs' field names: google-genai's GenerateContentResponse
+# (``usage_metadata``), the Gemini REST body (``usageMetadata``), and the dicts
+# boto3's bedrock-runtime returns for Converse and ConverseStream.
+
+
+def gemini_response(prompt: int, candidates: int, thoughts: int | None = None, cached: int = 0):
+    usage = SimpleNamespace(
+        prompt_token_count=prompt,
+        candidates_token_count=candidates,
+        thoughts_token_count=thoughts,
+        cached_content_token_count=cached or None,
+        total_token_count=prompt + candidates + (thoughts or 0),
+    )
+    return SimpleNamespace(text="hi", usage_metadata=usage)
+
+
+def test_gemini_sdk_response():
+    """Regression: read as 0 tokens (only OpenAI, Anthropic and LangChain names were known)."""
+    assert extract_usage(gemini_response(1200, 300)) == (1200, 300)
+
+
+def test_gemini_thinking_tokens_are_output_on_top_of_the_candidates():
+    assert extract_usage(gemini_response(1200, 300, thoughts=500)) == (1200, 800)
+
+
+def test_gemini_cached_tokens_are_inside_the_prompt_count_not_added():
+    assert extract_usage(gemini_response(1200, 300, cached=1000)) == (1200, 300)
+
+
+def test_gemini_rest_body():
+    body = {
+        "candidates": [],
+        "usageMetadata": {
+            "promptTokenCount": 40,
+            "candidatesTokenCount": 9,
+            "thoughtsTokenCount": 11,
+            "totalTokenCount": 60,
+        },
+    }
+    assert extract_usage(body) == (40, 20)
+
+
+def test_bedrock_converse_response():
+    """Regression: read as 0 tokens."""
+    response = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 25, "outputTokens": 7, "totalTokens": 32},
+        "metrics": {"latencyMs": 300},
+    }
+    assert extract_usage(response) == (25, 7)
+
+
+def test_gemini_stream_repeats_running_totals_so_the_last_wins():
+    chunks = [gemini_response(50, 5), gemini_response(50, 12), gemini_response(50, 20, thoughts=4)]
+    assert extract_stream_usage(chunks) == (50, 24)
+
+
+def test_bedrock_converse_stream_usage_is_in_its_metadata_event():
+    events = [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"delta": {"text": "hi"}, "contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "end_turn"}},
+        {"metadata": {"usage": {"inputTokens": 30, "outputTokens": 8}, "metrics": {}}},
+    ]
+    assert extract_stream_usage(events) == (30, 8)
