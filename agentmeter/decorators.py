@@ -93,9 +93,15 @@ def meter_token_based_pay(
     agent_id: str | None = None,
     user_id_param: str = "user_id",
     tokens_extractor: Callable[..., Any] | None = None,
+    *,
+    model: str | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
     """Bill the tokens of each successful call.
+
+    Prices not given are ``model``'s list prices (else those of
+    ``metadata["model"]``, else the defaults); a model no price is known for
+    is recorded at 0 with ``metadata["unpriced"]``.
 
     ``tokens_extractor(*args, result=result, **kwargs)`` returns
     ``(tokens_in, tokens_out)``; without one, usage is found in OpenAI,
@@ -111,6 +117,7 @@ def meter_token_based_pay(
         output_token_price=output_token_price,
         project_id=project_id,
         agent_id=agent_id,
+        model=model,
     )
     return _decorator(
         client, charge, user_id_param=user_id_param, tokens_extractor=tokens_extractor, **options

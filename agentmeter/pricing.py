@@ -193,36 +193,17 @@ def round_to_cents(amount: Decimal) -> Decimal:
 
 # ----------------------------------------------------------- model prices
 
-# Per-token list prices in USD of some well-known models, as published by
-# their providers in 2025 (per million tokens / 1,000,000). They change;
-# check them and pass your own (``prices=`` on the LangChain handler), which
-# take precedence. A name matches its entry exactly or by the longest
-# prefix ("gpt-4o-2024-08-06" -> "gpt-4o").
-DEFAULT_MODEL_PRICES: dict[str, tuple[str, str]] = {
-    "gpt-4o": ("0.0000025", "0.00001"),
-    "gpt-4o-mini": ("0.00000015", "0.0000006"),
-    "gpt-4.1": ("0.000002", "0.000008"),
-    "gpt-4.1-mini": ("0.0000004", "0.0000016"),
-    "gpt-4.1-nano": ("0.0000001", "0.0000004"),
-    "o3-mini": ("0.0000011", "0.0000044"),
-    "claude-3-5-haiku": ("0.0000008", "0.000004"),
-    "claude-3-5-sonnet": ("0.000003", "0.000015"),
-    "claude-sonnet-4": ("0.000003", "0.000015"),
-    "claude-opus-4": ("0.000015", "0.000075"),
-    "gemini-1.5-flash": ("0.000000075", "0.0000003"),
-    "gemini-1.5-pro": ("0.00000125", "0.000005"),
-}
-
 
 def model_price_table(
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, tuple[Decimal, Decimal]]:
-    """The default table with ``overrides`` on top, validated.
+    """A caller's own per-model prices, validated (the list prices are the
+    catalog's, :mod:`agentmeter.core.catalog`; these go in front of it).
 
-    An override is ``(input_price, output_price)`` or
+    An entry is ``(input_price, output_price)`` or
     ``{"input_token_price": ..., "output_token_price": ...}``.
     """
-    table: dict[str, Any] = {**DEFAULT_MODEL_PRICES, **(overrides or {})}
+    table: dict[str, Any] = dict(overrides or {})
     return {name: _model_prices(name, entry) for name, entry in table.items()}
 
 

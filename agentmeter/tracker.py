@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from .core.build import WireEvent, api_request_event, finalize, instant_event, token_event
 from .core.lifecycle import hold_until_closed, register_tracker, release_closed
+from .core.token_prices import OnUnknownModel, price_charge
 from .delivery.counters import Counters, TrackerStats
 from .delivery.outbox import Outbox, outbox_for
 from .delivery.overflow import Overflow, submit_async
@@ -84,6 +85,11 @@ class AgentMeterTracker:
         )
         self.default_output_token_price = price(
             default_output_token_price, config.output_token_price, "default_output_token_price"
+        )
+        # Defaults stand in for an unknown model's prices only if someone chose them.
+        chosen = (default_input_token_price, default_output_token_price)
+        self.prices_configured = chosen != (None, None) or bool(
+            {"input_token_price", "output_token_price"} & config.model_fields_set
         )
         # Without auto_flush, batches go out when full or on flush() (the hour
         # is only there to keep every wait bounded).
@@ -168,8 +174,26 @@ class AgentMeterTracker:
         agent_id: str | None = None,
         event_id: str | None = None,
         timestamp: datetime | None = None,
+        model: str | None = None,
+        on_unknown_model: OnUnknownModel = "raise",
     ) -> str:
-        """Charge for tokens; returns the event id at once."""
+        """Charge for tokens; returns the event id at once. Prices not given are the
+        model's, else the defaults (:mod:`agentmeter.core.token_prices`)."""
+        if model is None and metadata is None:  # names no model: the defaults, at once
+            if input_token_price is None:
+                input_token_price = self.default_input_token_price
+            if output_token_price is None:
+                output_token_price = self.default_output_token_price
+        elif input_token_price is None or output_token_price is None or model is not None:
+            input_token_price, output_token_price, metadata = price_charge(
+                model,
+                metadata,
+                tokens_in,
+                (input_token_price, output_token_price),
+                (self.default_input_token_price, self.default_output_token_price),
+                self.prices_configured,
+                on_unknown_model,
+            )
         return self._submit(
             token_event(
                 project_id or self.project_id,
@@ -177,10 +201,8 @@ class AgentMeterTracker:
                 user_id or self.user_id,
                 tokens_in,
                 tokens_out,
-                self.default_input_token_price if input_token_price is None else input_token_price,
-                self.default_output_token_price
-                if output_token_price is None
-                else output_token_price,
+                input_token_price,
+                output_token_price,
                 metadata,
                 event_id,
                 timestamp,
@@ -335,24 +357,10 @@ class AgentMeterTracker:
         deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
         if self._thread is None:
             self._start()
-        counters, deliverer = self._counters, self._deliverer
-        assert deliverer is not None
-        target = self._queue.accepted + counters.direct
-        deliverer.replay_now.set()
-        self._queue.wake()
-        with counters.lock:
-            while counters.settled + counters.direct < target or deliverer.outbox_dirty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():  # type: ignore[union-attr]
-                    return False
-                counters.lock.wait(min(remaining, 0.05))
-                if deliverer.outbox_dirty:
-                    deliverer.replay_now.set()
-                # The worker spends a wake on one batch: ask again until the
-                # last (partial) batch is taken, or it waits a flush_interval.
-                if len(self._queue):
-                    self._queue.wake()
-        return True
+        assert self._deliverer is not None
+        assert self._thread is not None
+        target = self._queue.accepted + self._counters.direct
+        return self._deliverer.wait_until_settled(target, deadline, self._thread)
 
     def close(self, timeout: float | None = None) -> None:
         """Flush for at most ``timeout`` seconds, stop, and put what is left in the outbox."""

@@ -173,15 +173,19 @@ def track_token_based_pay(
     user_id: str | None = None,
     input_token_price: Any = None,
     output_token_price: Any = None,
+    *,
+    model: str | None = None,
     **options: Any,
 ) -> UsageContext:
-    """Bill ``usage["tokens_in"]`` and ``usage["tokens_out"]`` when the block ends."""
+    """Bill ``usage["tokens_in"]`` and ``usage["tokens_out"]`` when the block ends
+    (at ``model``'s list prices when none are given)."""
     charge = Charge.declare(
         PaymentType.TOKEN_BASED_PAY,
         input_token_price=input_token_price,
         output_token_price=output_token_price,
         project_id=project_id,
         agent_id=agent_id,
+        model=model,
     )
     return UsageContext(client, charge, user_id, **options)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..client import AgentMeterClient
 from ..core.ids import new_event_id
+from ..core.token_prices import price_charge
 from ..errors import AgentMeterConfigurationError, AgentMeterValidationError, BudgetExceededError
 from ..models import PaymentType
 from ..pricing import ZERO, api_request_cost, to_count, to_money, token_cost
@@ -79,6 +80,12 @@ def client_of(sink: AgentMeterClient | AgentMeterTracker) -> AgentMeterClient:
     return client
 
 
+def _optional_model(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise AgentMeterValidationError.for_field("model", "must be a non-empty model name")
+
+
 def _optional_money(value: Any, field: str) -> Decimal | None:
     return None if value is None else to_money(value, field)
 
@@ -99,6 +106,7 @@ class Charge:
     description: str = ""
     project_id: str | None = None
     agent_id: str | None = None
+    model: str | None = None  # priced from the catalog when no prices are given
 
     @classmethod
     def declare(cls, payment_type: PaymentType | str, **settings: Any) -> Charge:
@@ -122,6 +130,7 @@ class Charge:
             description=settings.get("description") or "",
             project_id=settings.get("project_id"),
             agent_id=settings.get("agent_id"),
+            model=_optional_model(settings.get("model")),
         )
 
     def cost(
@@ -132,12 +141,15 @@ class Charge:
             price = self.unit_price if self.unit_price is not None else tracker.default_api_price
             return api_request_cost(to_count(api_calls, "api_calls"), price)
         if self.payment_type is PaymentType.TOKEN_BASED_PAY:
-            price_in = self.input_token_price
-            price_out = self.output_token_price
-            if price_in is None:
-                price_in = tracker.default_input_token_price
-            if price_out is None:
-                price_out = tracker.default_output_token_price
+            price_in, price_out, _ = price_charge(
+                self.model,
+                None,
+                tokens[0],
+                (self.input_token_price, self.output_token_price),
+                (tracker.default_input_token_price, tracker.default_output_token_price),
+                tracker.prices_configured,
+                "record",
+            )
             return token_cost(tokens[0], tokens[1], price_in, price_out)
         return ZERO if amount is None else to_money(amount, "amount")
 
@@ -178,6 +190,8 @@ class Charge:
                 project_id=self.project_id,
                 agent_id=self.agent_id,
                 event_id=event_id,
+                model=self.model,
+                on_unknown_model="record",  # background capture never raises for a price
             )
         charge = self.amount if amount is None else amount
         if charge is None or to_money(charge, "amount") == 0:

@@ -70,7 +70,7 @@ class ModelPrices:
 
 
 @dataclass(frozen=True)
-class _Entry:
+class CatalogEntry:
     """One model's prices, made once: one ``ModelPrices`` per prompt-size band."""
 
     thresholds: tuple[int, ...]  # tier starts, ascending; empty for flat prices
@@ -82,11 +82,11 @@ class _Entry:
         return self.bands[sum(1 for start in self.thresholds if prompt_tokens > start)]
 
 
-def _entry_of(model: str, provider: str, rates: dict[str, Any]) -> _Entry:
+def _entry_of(model: str, provider: str, rates: dict[str, Any]) -> CatalogEntry:
     starts = sorted({tier.start for rate in rates.values() for tier in getattr(rate, "tiers", [])})
     bands = [_prices_at(model, provider, rates, 0)]
     bands += [_prices_at(model, provider, rates, start + 1) for start in starts]
-    return _Entry(tuple(starts), tuple(bands))
+    return CatalogEntry(tuple(starts), tuple(bands))
 
 
 def _prices_at(
@@ -112,7 +112,7 @@ def model_prices(model: str, *, prompt_tokens: int = 0) -> ModelPrices | None:
     ``prompt_tokens`` picks the tier where the price depends on the prompt's
     size (Gemini 1.5 above 128k tokens): the whole call is priced at its tier.
     """
-    entry = _entry(model)
+    entry = catalog_entry(model)
     return entry.at(prompt_tokens) if entry is not None else None
 
 
@@ -124,7 +124,8 @@ def catalog_version() -> str:
 
 
 @lru_cache(maxsize=4096)
-def _entry(model: str) -> _Entry | None:
+def catalog_entry(model: str) -> CatalogEntry | None:
+    """A model's prices by prompt-size band, looked up once per name (None: unknown)."""
     if not isinstance(model, str) or not model.strip():
         return None
     for reference, provider_id in _candidates(model.strip().lower()):
@@ -147,7 +148,7 @@ def _candidates(name: str) -> list[tuple[str, str | None]]:
     return [(name, provider), (name, None)] if provider else [(name, None)]
 
 
-def _lookup(reference: str, provider_id: str | None) -> _Entry | None:
+def _lookup(reference: str, provider_id: str | None) -> CatalogEntry | None:
     # Imported on the first lookup: the library and its data take ~100 ms to load.
     from genai_prices.data_snapshot import get_snapshot
 

@@ -87,6 +87,26 @@ class Deliverer:
         self._last_failure = ""
         self._deferred: list[tuple[WireEvent, float]] = []  # (event, epoch to resend at)
 
+    def wait_until_settled(self, target: int, deadline: float, thread: threading.Thread) -> bool:
+        """flush(): True once ``target`` events are settled and the outbox is
+        empty; False at ``deadline`` or if the worker died."""
+        counters = self.counters
+        self.replay_now.set()
+        self.queue.wake()
+        with counters.lock:
+            while counters.settled + counters.direct < target or self.outbox_dirty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not thread.is_alive():
+                    return False
+                counters.lock.wait(min(remaining, 0.05))
+                if self.outbox_dirty:
+                    self.replay_now.set()
+                # The worker spends a wake on one batch: ask again until the
+                # last (partial) batch is taken, or it waits a flush_interval.
+                if len(self.queue):
+                    self.queue.wake()
+        return True
+
     # ---------------------------------------------------------------- loop
 
     def run(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ..core.token_prices import price_charge
 from ..errors import AgentMeterAPIError, NotFoundError
 from ..models import (
     APIRequestPayEvent,
@@ -148,18 +149,29 @@ class EventEndpoints:
         agent_id: str | None = None,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
     ) -> TokenBasedPayEvent:
-        """Build (and validate) a token event with the client's defaults."""
+        """Build (and validate) a token event.
+
+        Prices not given are the model's list prices (``model=``, else
+        ``metadata["model"]``), else the client's defaults; a model no price is
+        known for raises, unless the client was given default token prices."""
         config = self._connection.config
+        price_in, price_out, metadata = price_charge(
+            model,
+            metadata,
+            tokens_in,
+            (input_token_price, output_token_price),
+            (config.input_token_price, config.output_token_price),
+            bool({"input_token_price", "output_token_price"} & config.model_fields_set),
+            "raise",
+        )
         return TokenBasedPayEvent(
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            input_token_price=(
-                config.input_token_price if input_token_price is None else input_token_price
-            ),
-            output_token_price=(
-                config.output_token_price if output_token_price is None else output_token_price
-            ),
+            input_token_price=price_in,
+            output_token_price=price_out,
             **self._common(project_id, agent_id, user_id, metadata),
         )
 
@@ -219,8 +231,11 @@ class EventEndpoints:
         agent_id: str | None = None,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
     ) -> MeterEventResponse:
-        """Charge for tokens now: ``tokens_in x input price + tokens_out x output price``."""
+        """Charge for tokens now: ``tokens_in x input price + tokens_out x output price``
+        (prices as :meth:`build_token_based_pay` finds them)."""
         return self.record_event(
             self.build_token_based_pay(
                 tokens_in,
@@ -231,6 +246,7 @@ class EventEndpoints:
                 agent_id,
                 user_id,
                 metadata,
+                model=model,
             )
         )
 

@@ -283,6 +283,7 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
             project_id=self.project_id,
             agent_id=self.agent_id,
             event_id=derived_event_id("langchain-run", str(run_id)),
+            on_unknown_model="record",
         )
 
     def _prices_for(self, model: str) -> tuple[Decimal | None, Decimal | None]:
@@ -291,7 +292,8 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
         cached = self._model_prices.get(model)
         if cached is None:
             found = price_for_model(model, self.prices)
-            cached = found if found is not None else (None, None)  # None: the client's default
+            # None: the tracker prices it (the catalog, else the client's defaults).
+            cached = found if found is not None else (None, None)
             if len(self._model_prices) < 1024:
                 self._model_prices[model] = cached
         return cached

@@ -525,3 +525,42 @@ def test_gemini_and_bedrock_results_are_billed_by_their_tokens(client, ledger):
     assert gemini_event.total_cost == Decimal("0.2")
     assert (bedrock_event.tokens_in, bedrock_event.tokens_out) == (20, 5)
     assert bedrock_event.total_cost == Decimal("0.03")
+
+
+def test_a_decorator_prices_by_its_model_and_records_an_unknown_one_unpriced(
+    client, ledger, caplog
+):
+    """Issue 13: a model's list price, and never a silent wrong price in the background."""
+    from agentmeter import track_token_based_pay
+
+    @meter_token_based_pay(client, model="gpt-4")
+    def known(user_id: str) -> dict:
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 1000}}
+
+    @meter_token_based_pay(client, model="in-house-9")
+    def unknown(user_id: str) -> dict:
+        return {"usage": {"prompt_tokens": 5, "completion_tokens": 5}}
+
+    known("model-user")
+    unknown("unpriced-user")
+    unknown("unpriced-user")  # works on, warns once
+    with track_token_based_pay(client, user_id="block-user") as usage:
+        usage["tokens_in"], usage["tokens_out"] = 1000, 0
+        usage["metadata"]["model"] = "claude-3-opus"
+    ledger.settle()
+    [priced] = ledger.events("model-user")
+    assert priced.total_cost == Decimal("0.09")
+    assert priced.metadata["model"] == "gpt-4"
+    unpriced = ledger.events("unpriced-user")
+    assert [(e.tokens_in, e.total_cost, e.metadata["unpriced"]) for e in unpriced] == [
+        (5, Decimal(0), True),
+        (5, Decimal(0), True),
+    ]
+    [block] = ledger.events("block-user")
+    assert block.total_cost == Decimal("0.015")
+    assert len([r for r in caplog.records if "in-house-9" in r.getMessage()]) == 1
+
+
+def test_a_model_name_must_be_text():
+    with pytest.raises(AgentMeterValidationError, match="model"):
+        meter_token_based_pay(object.__new__(AgentMeterTracker), model="")

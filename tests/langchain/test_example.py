@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 from agentmeter import AgentMeterClient
 from agentmeter.config import ENVIRONMENT
-from agentmeter.pricing import DEFAULT_MODEL_PRICES
+from agentmeter.core.catalog import model_prices
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "langchain_integration.py"
 
@@ -37,7 +36,9 @@ def test_the_example_bills_the_embedded_ledger(tmp_path):
     assert "embedded ledger" in done.stderr  # the one warning naming the file
     assert str(ledger) in done.stderr
 
-    price_in, price_out = (Decimal(p) for p in DEFAULT_MODEL_PRICES["gpt-4o-mini"])
+    listed = model_prices("gpt-4o-mini")
+    assert listed is not None
+    price_in, price_out = listed.input, listed.output
     with AgentMeterClient(base_url=f"sqlite:///{ledger}", project_id="langchain-example") as c:
         billed = sorted((e.user_id, e.tokens_in, e.tokens_out) for e in c.get_events())
         assert billed == [("alice", 1200, 80), ("alice", 3000, 250), ("bob", 900, 45)]

@@ -1,5 +1,6 @@
-"""Per-model prices: flat prices win, then the model table (defaults and the
-user's overrides, exact name or longest prefix), then the client's defaults."""
+"""Per-model prices: flat prices win, then the user's table (exact name or
+longest prefix), then the catalog's list price, then the client's configured
+defaults; a model none of them prices is recorded unpriced."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from agentmeter import LangChainAgentMeterCallback
-from agentmeter.pricing import DEFAULT_MODEL_PRICES
+from agentmeter.core.catalog import model_prices
 
 
 def _billed(lc, client):
@@ -22,7 +23,10 @@ def _prices(event):
 
 
 def _table(name):
-    return tuple(Decimal(p) for p in DEFAULT_MODEL_PRICES[name])
+    """The catalog's list prices of ``name`` (per token)."""
+    listed = model_prices(name)
+    assert listed is not None, name
+    return (listed.input, listed.output)
 
 
 def test_the_default_table_matches_dated_names_by_longest_prefix(client, lc):
@@ -67,12 +71,43 @@ def test_flat_prices_win_over_any_table(client, lc):
     assert event.total_cost == Decimal("0.07")
 
 
-def test_one_flat_price_leaves_the_other_to_the_client(live_server, project, lc):
+def test_one_flat_price_leaves_the_other_to_the_models_list_price(live_server, project, lc):
+    """The model's price comes before the client's defaults (issue 13)."""
     with live_server.client(project.key, project_id=project.id, output_token_price="0.3") as client:
         handler = LangChainAgentMeterCallback(client, input_token_price="0.1")
         lc.TokenChat(response_model="gpt-4o").invoke("in=1 out=1", config={"callbacks": [handler]})
-        [event] = lc.events(client)
-    assert _prices(event) == (Decimal("0.1"), Decimal("0.3"))
+        lc.TokenChat(response_model="house-1").invoke("in=1 out=1", config={"callbacks": [handler]})
+        billed = _billed(lc, client)
+    assert _prices(billed["gpt-4o"]) == (Decimal("0.1"), _table("gpt-4o")[1])
+    assert _prices(billed["house-1"]) == (Decimal("0.1"), Decimal("0.3"))  # the client's
+
+
+def test_a_model_only_the_catalog_knows_is_billed_at_its_list_price(client, lc):
+    """Regression (issue 13): the handler's own table lacked gpt-4 and claude-3-opus,
+    which were billed at the generic defaults (an 18x under-bill for gpt-4)."""
+    handler = LangChainAgentMeterCallback(client)
+    for name in ("gpt-4", "claude-3-opus-20240229"):
+        lc.TokenChat(response_model=name).invoke(
+            "in=1000 out=1000", config={"callbacks": [handler]}
+        )
+    billed = _billed(lc, client)
+    assert billed["gpt-4"].total_cost == Decimal("0.09")
+    assert billed["claude-3-opus-20240229"].total_cost == Decimal("0.09")
+
+
+def test_a_model_nobody_prices_is_recorded_unpriced(client, lc, caplog):
+    handler = LangChainAgentMeterCallback(client)
+    for _ in range(2):
+        lc.TokenChat(response_model="mystery-2").invoke(
+            "in=5 out=5", config={"callbacks": [handler]}
+        )
+    events = lc.events(client)
+    assert [(e.tokens_in, e.total_cost, e.metadata["unpriced"]) for e in events] == [
+        (5, Decimal(0), True),
+        (5, Decimal(0), True),
+    ]
+    warnings = [r for r in caplog.records if "mystery-2" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_an_unknown_model_is_billed_at_the_clients_prices(live_server, project, lc):

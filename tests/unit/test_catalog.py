@@ -140,7 +140,7 @@ def test_cached_and_cache_write_rates_are_their_own():
 
 
 def test_lookups_never_touch_the_network(monkeypatch):
-    catalog._entry.cache_clear()
+    catalog.catalog_entry.cache_clear()
 
     def refuse(*args, **kwargs):
         raise AssertionError("the catalog tried to connect")

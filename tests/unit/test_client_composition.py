@@ -36,6 +36,7 @@ PARAMETERS = {
         "agent_id",
         "user_id",
         "metadata",
+        "model",  # keyword-only, issue 13
     ],
     "get_events": [
         "project_id",

@@ -17,7 +17,6 @@ from agentmeter.integrations.langchain import (
     read_usage,
 )
 from agentmeter.pricing import (
-    DEFAULT_MODEL_PRICES,
     model_price_table,
     price_for_model,
 )
@@ -139,16 +138,37 @@ def test_the_model_name_comes_from_response_metadata_then_llm_output():
 
 
 # ------------------------------------------------------------------- prices
+# The handler's prices= table: a user's own per-model prices (the list prices
+# are the catalog's, tests/unit/test_catalog.py). Matching is by exact name or
+# the longest prefix.
+USER_TABLE: dict[str, tuple[str, str]] = {
+    "gpt-4o": ("0.0000025", "0.00001"),
+    "gpt-4o-mini": ("0.00000015", "0.0000006"),
+    "gpt-4.1": ("0.000002", "0.000008"),
+    "gpt-4.1-mini": ("0.0000004", "0.0000016"),
+    "gpt-4.1-nano": ("0.0000001", "0.0000004"),
+    "o3-mini": ("0.0000011", "0.0000044"),
+    "claude-3-5-haiku": ("0.0000008", "0.000004"),
+    "claude-3-5-sonnet": ("0.000003", "0.000015"),
+    "claude-sonnet-4": ("0.000003", "0.000015"),
+    "claude-opus-4": ("0.000015", "0.000075"),
+    "gemini-1.5-flash": ("0.000000075", "0.0000003"),
+    "gemini-1.5-pro": ("0.00000125", "0.000005"),
+}
 
 
-def test_the_default_table_is_valid_money():
-    table = model_price_table()
-    assert set(table) == set(DEFAULT_MODEL_PRICES)
+def test_there_is_no_built_in_table_any_more():
+    assert model_price_table() == {}
+
+
+def test_a_users_table_is_valid_money():
+    table = model_price_table(USER_TABLE)
+    assert set(table) == set(USER_TABLE)
     for name, (price_in, price_out) in table.items():
         assert isinstance(price_in, Decimal), name
         assert isinstance(price_out, Decimal), name
         assert min(price_in, price_out) > 0, name
-        assert (price_in, price_out) == tuple(map(Decimal, DEFAULT_MODEL_PRICES[name]))
+        assert (price_in, price_out) == tuple(map(Decimal, USER_TABLE[name]))
 
 
 @pytest.mark.parametrize(
@@ -167,13 +187,13 @@ def test_the_default_table_is_valid_money():
     ],
 )
 def test_a_name_matches_exactly_or_by_its_longest_prefix(model, entry):
-    table = model_price_table()
+    table = model_price_table(USER_TABLE)
     assert price_for_model(model, table) == table[entry]
 
 
 @pytest.mark.parametrize("model", ["unknown", "gpt-4", "llama-3-70b", ""])
 def test_a_name_without_an_entry_has_no_price(model):
-    assert price_for_model(model, model_price_table()) is None
+    assert price_for_model(model, model_price_table(USER_TABLE)) is None
 
 
 @pytest.mark.parametrize(
@@ -181,14 +201,15 @@ def test_a_name_without_an_entry_has_no_price(model):
     [("GPT-4O", "gpt-4o"), ("models/gemini-1.5-pro-002", "gemini-1.5-pro")],
 )
 def test_case_and_a_provider_path_do_not_hide_an_entry(model, entry):
-    table = model_price_table()
+    table = model_price_table(USER_TABLE)
     assert price_for_model(model, table) == table[entry]
 
 
 def test_overrides_replace_and_extend_the_defaults_without_changing_them():
-    before = dict(DEFAULT_MODEL_PRICES)
+    before = dict(USER_TABLE)
     table = model_price_table(
         {
+            **USER_TABLE,
             "gpt-4o": ("0.1", 0.2),
             "house": {"input_token_price": Decimal("1"), "output_token_price": "2"},
             "listed": [1, 2],
@@ -199,7 +220,7 @@ def test_overrides_replace_and_extend_the_defaults_without_changing_them():
     assert table["listed"] == (Decimal(1), Decimal(2))
     assert table["gpt-4o-mini"] == (Decimal("0.00000015"), Decimal("0.0000006"))
     assert price_for_model("gpt-4o-2024-11-20", table) == (Decimal("0.1"), Decimal("0.2"))
-    assert dict(DEFAULT_MODEL_PRICES) == before
+    assert dict(USER_TABLE) == before
 
 
 @pytest.mark.parametrize(
@@ -238,13 +259,12 @@ def test_flat_prices_win_over_the_table(offline_client):
     assert one._prices_for("gpt-4o") == (None, Decimal("0.2"))  # None: the client's
 
 
-def test_the_table_then_the_clients_defaults(offline_client):
+def test_the_users_table_else_the_tracker_prices_it(offline_client):
+    """A model outside ``prices=`` is left to the tracker: the catalog, else the
+    client's configured defaults, else unpriced (issue 13: the table went away)."""
     handler = LangChainAgentMeterCallback(offline_client, prices={"mine": ("1", "2")})
     assert handler._prices_for("mine-v2") == (Decimal(1), Decimal(2))
-    assert handler._prices_for("gpt-4o-mini-2024-07-18") == (
-        Decimal("0.00000015"),
-        Decimal("0.0000006"),
-    )
+    assert handler._prices_for("gpt-4o-mini-2024-07-18") == (None, None)
     assert handler._prices_for("unknown") == (None, None)
 
 
