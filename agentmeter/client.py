@@ -24,6 +24,7 @@ from .endpoints.admin import AdminEndpoints
 from .endpoints.connection import Connection
 from .endpoints.events import EventEndpoints
 from .endpoints.meters import MeterEndpoints
+from .endpoints.prices import PriceEndpoints
 from .endpoints.queries import QueryEndpoints
 from .models import MeterEventResponse
 from .pricing import to_money
@@ -99,6 +100,7 @@ class AgentMeterClient:
         self._queries = QueryEndpoints(self._connection)
         self._meters = MeterEndpoints(self._connection)
         self._admin = AdminEndpoints(self._connection)
+        self._prices = PriceEndpoints(self._connection)
         self._lock = threading.Lock()
         self._tracker: AgentMeterTracker | None = None
         self._budget: BudgetGuard | None = None
@@ -138,6 +140,10 @@ class AgentMeterClient:
     create_billing_record = _delegate(AdminEndpoints.create_billing_record, "_admin")
     list_billing_records = _delegate(AdminEndpoints.list_billing_records, "_admin")
     update_billing_record = _delegate(AdminEndpoints.update_billing_record, "_admin")
+    get_prices = _delegate(PriceEndpoints.get_prices, "_prices")
+    set_price = _delegate(PriceEndpoints.set_price, "_prices")
+    delete_price = _delegate(PriceEndpoints.delete_price, "_prices")
+    set_markup = _delegate(PriceEndpoints.set_markup, "_prices")
 
     # ------------------------------------------------------------ health
 

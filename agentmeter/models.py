@@ -365,6 +365,22 @@ class BillingRecord(AgentMeterModel):
     updated_at: UtcDatetime | None = None
 
 
+class ModelPrice(AgentMeterModel):
+    """A project's own price of a model, per 1,000,000 tokens of each class."""
+
+    model: str
+    input: Money
+    output: Money
+    cached_input: Money | None = None  # None: cached input is billed as input
+    cache_write: Money | None = None
+    updated_at: UtcDatetime | None = None
+
+
+class ProjectPrices(AgentMeterModel):
+    markup_percent: Money = ZERO  # on catalog prices, not on the project's own
+    prices: list[ModelPrice] = Field(default_factory=list)
+
+
 class ReportRow(AgentMeterModel):
     """One period (and group) of a usage report; absent group keys are None."""
 

@@ -129,3 +129,33 @@ class BillingUpdateBody(WireModel):
 
 class BillingListQuery(WireModel):
     project_id: Identifier
+
+
+# ------------------------------------------------------------------ prices
+
+ModelName = Annotated[Text, Field(min_length=1, max_length=200)]
+
+
+class PricesQuery(WireModel):
+    project_id: Identifier
+
+
+class PriceBody(WireModel):
+    """``PUT /api/prices/{model}``: prices per 1,000,000 tokens."""
+
+    project_id: Identifier
+    model: ModelName
+    input: Money
+    output: Money
+    cached_input: Money | None = None
+    cache_write: Money | None = None
+
+
+class MarkupBody(WireModel):
+    project_id: Identifier
+    markup_percent: Annotated[Money, Field(le=10_000)]
+
+
+class PriceKey(WireModel):
+    project_id: Identifier
+    model: ModelName

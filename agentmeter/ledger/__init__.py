@@ -23,11 +23,12 @@ from .admin import AdminStore, KeyRecord, hash_key, new_api_key
 from .dialect import create_ledger_engine
 from .events import EventWrites, StoredEvent
 from .meters import MeterStore
+from .prices import PriceStore
 from .queries import Queries
 from .schema import SCHEMA_VERSION, migrate
 
 
-class Ledger(EventWrites, MeterStore, AdminStore, Queries):
+class Ledger(EventWrites, MeterStore, AdminStore, Queries, PriceStore):
     """All ledger operations over one engine. Thread-safe; share one per process."""
 
     def __init__(self, engine: Engine, url: str) -> None:

@@ -148,7 +148,7 @@ class LedgerAPI:
         too_late = self.future.error(event.timestamp, self.future.latest(), body.get("timestamp"))
         if too_late is not None:
             raise too_late
-        self._require_projects(who, [event.project_id])
+        self.require_projects(who, [event.project_id])
         stored = self.ledger.record_events([event], [metadata])[0]
         if stored.conflicts:
             raise idempotency_conflict(event.id, stored.conflicts)
@@ -234,44 +234,44 @@ class LedgerAPI:
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
     def list_events(self, who: Principal, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        query = parse(EventQuery, self._scoped(who, params))
+        query = parse(EventQuery, self.scoped(who, params))
         return self.ledger.list_events(query)
 
     def stats(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
-        query = parse(StatsQuery, self._scoped(who, params))
+        query = parse(StatsQuery, self.scoped(who, params))
         return self.ledger.stats(query.project_id, query.timeframe).to_dict()
 
     def report(self, who: Principal, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        query = parse(ReportQuery, self._scoped(who, params))
+        query = parse(ReportQuery, self.scoped(who, params))
         return [row.to_dict() for row in self.ledger.report(query)]
 
     # ------------------------------------------------------- user meters
 
     def get_meter(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
-        key = parse(MeterKey, self._scoped(who, params))
+        key = parse(MeterKey, self.scoped(who, params))
         meter = self.ledger.get_meter(key.project_id, key.user_id)
         if meter is None:  # 404 rather than nulls an AgentMeter 0.2 client cannot read
             raise not_found(f"meter of user {key.user_id!r} (nothing charged or set yet)")
         return meter.to_dict()
 
     def set_meter(self, who: Principal, body: Any) -> dict[str, Any]:
-        request = parse(SetMeterBody, self._scoped(who, body))
-        self._require_projects(who, [request.project_id])
+        request = parse(SetMeterBody, self.scoped(who, body))
+        self.require_projects(who, [request.project_id])
         meter = self.ledger.set_threshold(
             request.project_id, request.user_id, request.threshold_amount
         )
         return meter.to_dict()
 
     def increment_meter(self, who: Principal, body: Any) -> dict[str, Any]:
-        request = parse(IncrementMeterBody, self._scoped(who, body))
-        self._require_projects(who, [request.project_id])
+        request = parse(IncrementMeterBody, self.scoped(who, body))
+        self.require_projects(who, [request.project_id])
         return self.ledger.increment_meter(
             request.project_id, request.user_id, request.amount
         ).to_dict()
 
     def reset_meter(self, who: Principal, body: Any) -> dict[str, Any]:
-        key = parse(MeterKey, self._scoped(who, body))
-        self._require_projects(who, [key.project_id])
+        key = parse(MeterKey, self.scoped(who, body))
+        self.require_projects(who, [key.project_id])
         return self.ledger.reset_meter(key.project_id, key.user_id).to_dict()
 
     # ---------------------------------------------------------- projects
@@ -306,8 +306,8 @@ class LedgerAPI:
     # --------------------------------------------------- billing records
 
     def create_billing_record(self, who: Principal, body: Any) -> dict[str, Any]:
-        request = parse(BillingCreateBody, self._scoped(who, body))
-        self._require_projects(who, [request.project_id])
+        request = parse(BillingCreateBody, self.scoped(who, body))
+        self.require_projects(who, [request.project_id])
         record = self.ledger.create_billing_record(
             request.project_id,
             request.period_start,
@@ -320,7 +320,7 @@ class LedgerAPI:
     def list_billing_records(
         self, who: Principal, params: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        query = parse(BillingListQuery, self._scoped(who, params))
+        query = parse(BillingListQuery, self.scoped(who, params))
         return [record.to_dict() for record in self.ledger.list_billing_records(query.project_id)]
 
     def update_billing_record(self, who: Principal, record_id: str, body: Any) -> dict[str, Any]:
@@ -343,13 +343,13 @@ class LedgerAPI:
         (keys are deleted with it), so only an admin's writes are looked up."""
         return self.projects.missing(project_ids) if who.is_admin else set()
 
-    def _require_projects(self, who: Principal, project_ids: Iterable[str]) -> None:
+    def require_projects(self, who: Principal, project_ids: Iterable[str]) -> None:
         missing = self._missing_projects(who, project_ids)
         if missing:
             raise unknown_project(min(missing))
 
     @staticmethod
-    def _scoped(who: Principal, data: Any) -> Any:
+    def scoped(who: Principal, data: Any) -> Any:
         """Fill a missing project_id from a project key, then check access."""
         if not isinstance(data, Mapping):
             return data

@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from .dialect import ExactDecimal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 metadata = MetaData()
 
 schema_version = Table(
@@ -116,12 +116,44 @@ billing_records = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# A project's own prices (per 1,000,000 tokens), in front of the catalog.
+model_prices = Table(
+    "model_prices",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("input", ExactDecimal, nullable=False),
+    Column("output", ExactDecimal, nullable=False),
+    Column("cached_input", ExactDecimal),  # NULL: billed as input
+    Column("cache_write", ExactDecimal),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# A project's markup on catalog prices (not on its own prices), in percent.
+price_settings = Table(
+    "price_settings",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("markup_percent", ExactDecimal, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+
 _EVENT_INDEXES = ("ix_events_project_ts", "ix_events_project_user_ts", "ix_events_project_agent_ts")
 
 
 def _create_current(connection: Connection) -> None:
     metadata.create_all(
-        connection, tables=[projects, api_keys, events, user_meters, billing_records]
+        connection,
+        tables=[
+            projects,
+            api_keys,
+            events,
+            user_meters,
+            billing_records,
+            model_prices,
+            price_settings,
+        ],
     )
 
 
@@ -148,10 +180,16 @@ def _scope_event_ids_by_project(connection: Connection) -> None:
     connection.execute(text("DROP TABLE events_v1"))
 
 
+def _add_project_prices(connection: Connection) -> None:
+    """Version 3: a project's own model prices and markup (new tables only)."""
+    metadata.create_all(connection, tables=[model_prices, price_settings])
+
+
 # Ordered upgrade steps: (version it produces, step). Append only; a new
 # ledger skips them (it is created at the current version).
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _scope_event_ids_by_project),
+    (3, _add_project_prices),
 ]
 
 

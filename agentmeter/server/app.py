@@ -46,6 +46,7 @@ from ..models import (
 )
 from .http import KeyChecker, install_error_handlers, json_response, read_json
 from .openapi import install_openapi, query_parameters, request_body
+from .prices import install_price_routes
 
 
 class ErrorDetail(BaseModel):
@@ -300,6 +301,8 @@ def _admin_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
     )
     async def update_billing(record_id: str, request: Request, who: Who) -> Response:
         return await ok(api.update_billing_record, who, record_id, await read_json(request))
+
+    install_price_routes(app, api, ok, _principal, _ERRORS)
 
 
 def _params(request: Request) -> dict[str, Any]:

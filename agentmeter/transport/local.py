@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from ..core import jsonio as _json
 from ..core.lifecycle import register_fork_reset
 from ..errors import api_error
-from ..ledger import Ledger
+from ..ledger import Ledger, price_api
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict
 from ..ledger.errors import WireError
 from .http import query_pairs
@@ -58,6 +58,18 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
             "PATCH",
             "/billing-records/([^/]+)",
             lambda api, m, q, b: api.update_billing_record(ADMIN, _arg(m), b),
+        ),
+        ("GET", "/api/prices", lambda api, m, q, b: price_api.get_prices(api, ADMIN, q)),
+        ("PUT", "/api/prices", lambda api, m, q, b: price_api.set_markup(api, ADMIN, b)),
+        (
+            "PUT",
+            "/api/prices/(.+)",
+            lambda api, m, q, b: price_api.set_price(api, ADMIN, _arg(m), b),
+        ),
+        (
+            "DELETE",
+            "/api/prices/(.+)",
+            lambda api, m, q, b: price_api.delete_price(api, ADMIN, _arg(m), q),
         ),
     ]
 ]

@@ -75,6 +75,10 @@ OPERATIONS = (
     "POST /billing-records",
     "GET /billing-records",
     "PATCH /billing-records/{record_id}",
+    "GET /api/prices",
+    "PUT /api/prices",
+    "PUT /api/prices/{model}",
+    "DELETE /api/prices/{model}",
     "DELETE /projects/{project_id}",
 )
 

@@ -1,0 +1,74 @@
+"""The client's price endpoints: a project's own model prices and its markup.
+
+Prices here are per 1,000,000 tokens (as providers list them). A project's
+price of a model overrides the catalog's; the markup (percent) applies to
+catalog prices only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ..core.wire import MarkupBody, PriceBody, PriceKey, PricesQuery
+from ..models import ModelPrice, ProjectPrices
+from .connection import Connection
+from .inputs import MoneyInput
+
+
+class PriceEndpoints:
+    """A project's price table: its own rows, and its markup on the catalog."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def get_prices(self, project_id: str | None = None) -> ProjectPrices:
+        """The project's markup and its own price rows (not the catalog's)."""
+        query = PricesQuery(project_id=self._connection.resolve_project(project_id))
+        answer = self._connection.request("GET", "/api/prices", params=query.to_params())
+        return ProjectPrices.model_validate(answer)
+
+    def set_price(
+        self,
+        model: str,
+        input: MoneyInput,  # per 1M input tokens: the wire's name
+        output: MoneyInput,
+        cached_input: MoneyInput | None = None,
+        cache_write: MoneyInput | None = None,
+        project_id: str | None = None,
+    ) -> ModelPrice:
+        """Price ``model`` for this project, per 1,000,000 tokens of each class."""
+        body = PriceBody(
+            project_id=self._connection.resolve_project(project_id),
+            model=model,
+            input=input,
+            output=output,
+            cached_input=cached_input,
+            cache_write=cache_write,
+        )
+        payload: dict[str, Any] = body.to_dict()
+        del payload["model"]  # it is in the path
+        answer = self._connection.request("PUT", _path(body.model), body=payload)
+        return ModelPrice.model_validate(answer)
+
+    def delete_price(self, model: str, project_id: str | None = None) -> dict[str, Any]:
+        """Remove the project's own price of ``model`` (the catalog's applies again)."""
+        key = PriceKey(project_id=self._connection.resolve_project(project_id), model=model)
+        answer = self._connection.request(
+            "DELETE", _path(key.model), params={"project_id": key.project_id}
+        )
+        return dict(answer)
+
+    def set_markup(
+        self, markup_percent: MoneyInput, project_id: str | None = None
+    ) -> ProjectPrices:
+        """Charge catalog prices plus ``markup_percent`` % (0 to 10,000)."""
+        body = MarkupBody(
+            project_id=self._connection.resolve_project(project_id), markup_percent=markup_percent
+        )
+        answer = self._connection.request("PUT", "/api/prices", body=body.to_dict())
+        return ProjectPrices.model_validate(answer)
+
+
+def _path(model: str) -> str:
+    return "/api/prices/" + quote(model, safe="")
