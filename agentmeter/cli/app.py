@@ -30,6 +30,7 @@ from .common import (
 from .events import events
 from .meters import meter
 from .outbox import outbox
+from .prices import prices
 from .projects import projects
 from .records import record
 from .report import report, stats
@@ -110,5 +111,5 @@ def cli() -> None:
     """Meter and bill AI-agent usage: reports, exports, meters, billing, the server."""
 
 
-for command in (report, stats, events, record, meter, billing, projects, outbox, serve):
+for command in (report, stats, events, record, meter, billing, prices, projects, outbox, serve):
     cli.add_command(command)
