@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, Literal
 
 from ..errors import AgentMeterValidationError
+from ..pricing import ZERO
 from .catalog import catalog_entry
 
 logger = logging.getLogger("agentmeter")
 OnUnknownModel = Literal["raise", "record"]
-ZERO_PRICE = Decimal(0)
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -119,4 +118,4 @@ def price_charge(
         return price_in, listed[1] if price_out is None else price_out, metadata
     if on_unknown_model == "raise":
         raise unknown_model(named)
-    return ZERO_PRICE, ZERO_PRICE, unpriced_metadata(named, metadata)
+    return ZERO, ZERO, unpriced_metadata(named, metadata)
