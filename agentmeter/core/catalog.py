@@ -116,6 +116,14 @@ def model_prices(model: str, *, prompt_tokens: int = 0) -> ModelPrices | None:
     return entry.at(prompt_tokens) if entry is not None else None
 
 
+def warm() -> None:
+    """Load the library and its price data now (off the hot path: the worker
+    thread calls this when it starts), so a first lookup reads no files."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    get_snapshot()
+
+
 def catalog_version() -> str:
     """When the bundled price data was made (for docs and ``prices list``)."""
     from genai_prices import __version__ as library_version

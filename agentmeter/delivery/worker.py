@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..core import catalog
 from ..core.build import finalize
 from ..errors import AgentMeterAPIError, AgentMeterError, AgentMeterValidationError
 from ..models import BatchResult, ErrorInfo
@@ -111,6 +112,7 @@ class Deliverer:
 
     def run(self) -> None:
         self.outbox_dirty = self.outbox is not None  # find out in the first round
+        _warm_price_catalog()
         while not self.stop.is_set():
             try:
                 self._round()
@@ -378,3 +380,11 @@ class Deliverer:
                 self.on_error(event, error)
             except Exception:
                 logger.exception("agentmeter on_error callback failed")
+
+
+def _warm_price_catalog() -> None:
+    """Load the price catalog here, so no track_* call is the first to read its files."""
+    try:
+        catalog.warm()
+    except Exception:  # a missing or broken catalog shows at lookup, not here
+        logger.debug("agentmeter: loading the price catalog failed", exc_info=True)
