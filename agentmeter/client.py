@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from .capture.budget import BudgetGuard
 from .config import AgentMeterConfig
+from .core.price_book import PriceBook
 from .endpoints.admin import AdminEndpoints
 from .endpoints.connection import Connection
 from .endpoints.events import EventEndpoints
@@ -101,6 +102,7 @@ class AgentMeterClient:
         self._meters = MeterEndpoints(self._connection)
         self._admin = AdminEndpoints(self._connection)
         self._prices = PriceEndpoints(self._connection)
+        self._connection.price_book = PriceBook(self._prices, ttl=config.price_cache_ttl)
         self._lock = threading.Lock()
         self._tracker: AgentMeterTracker | None = None
         self._budget: BudgetGuard | None = None
@@ -144,6 +146,7 @@ class AgentMeterClient:
     set_price = _delegate(PriceEndpoints.set_price, "_prices")
     delete_price = _delegate(PriceEndpoints.delete_price, "_prices")
     set_markup = _delegate(PriceEndpoints.set_markup, "_prices")
+    get_missing_prices = _delegate(PriceEndpoints.get_missing_prices, "_prices")
 
     # ------------------------------------------------------------ health
 
@@ -205,6 +208,13 @@ class AgentMeterClient:
 
                     self._tracker = AgentMeterTracker(self, batch_size=self.config.batch_size)
         return self._tracker
+
+    @property
+    def price_book(self) -> PriceBook:
+        """Each project's price table (its own prices and markup), cached for
+        ``price_cache_ttl`` seconds; token charges naming a model are priced by it."""
+        assert self._connection.price_book is not None
+        return self._connection.price_book
 
     @property
     def budget(self) -> BudgetGuard:

@@ -54,6 +54,8 @@ class AgentMeterConfig(AgentMeterModel):
     max_retry_wait: float = Field(default=30.0, ge=0, le=3600)
     batch_size: int = Field(default=500, ge=1, le=1000)
     budget_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
+    # How long a project's price table (its own prices, its markup) is reused.
+    price_cache_ttl: float = Field(default=60.0, ge=0, le=86_400)
     # The 0.2 default prices, used where a capture surface is given none.
     api_request_unit_price: Money = Decimal("0.001")
     input_token_price: Money = Decimal("0.000004")

@@ -1,4 +1,4 @@
-"""Events and the server's answers, as typed, validated pydantic models.
+"""Events, as typed, validated pydantic models; and, re-exported, the server's answers.
 
 Events are immutable. Each gets its id at birth and its ``total_cost`` from
 its own fields, exactly::
@@ -8,32 +8,48 @@ its own fields, exactly::
     ...     input_token_price=0.004, output_token_price=0.0001)
     >>> event.total_cost
     Decimal('4.0500')
+
+The answers (user meters, stats, projects, bills, prices, reports) are
+defined in :mod:`agentmeter.core.answers`; this module is their import path.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
-from decimal import Context, Decimal
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Literal, Union, cast
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
-    SecretStr,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
     computed_field,
-    field_serializer,
-    model_validator,
 )
 from typing_extensions import Self
 
 from .core import jsonio as _json
+from .core.answers import (
+    BatchResult,
+    BillingRecord,
+    BillingStatus,
+    ErrorInfo,
+    MeterEventResponse,
+    MeterStats,
+    MissingPrices,
+    ModelPrice,
+    Project,
+    ProjectPrices,
+    RejectedEvent,
+    ReportRow,
+    UnpricedModel,
+    UserMeter,
+)
+from .core.base_model import AgentMeterModel, utc_now
 from .core.fields import (
     Count,
     EventId,
@@ -46,7 +62,8 @@ from .core.fields import (
     validation_error_from,
 )
 from .core.ids import new_event_id
-from .pricing import MONEY_CONTEXT, ZERO, api_request_cost, money_text, token_cost
+from .errors import AgentMeterValidationError
+from .pricing import ZERO, api_request_cost, token_cost
 
 
 class PaymentType(str, Enum):
@@ -61,17 +78,6 @@ class EventType(str, Enum):
     INSTANT_PAYMENT = "instant_payment"
 
 
-class BillingStatus(str, Enum):
-    PENDING = "pending"
-    INVOICED = "invoiced"
-    PAID = "paid"
-    VOID = "void"
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _metadata_json(value: dict[str, Any]) -> dict[str, Any]:
     # Through the wire encoder: decimals as their text, times with Z, and a
     # user's own objects as their str() instead of a serialization error.
@@ -79,26 +85,6 @@ def _metadata_json(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Metadata = Annotated[MetadataDict, PlainSerializer(_metadata_json, when_used="json")]
-
-
-class AgentMeterModel(BaseModel):
-    """Base of every model: invalid input raises AgentMeterValidationError."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise validation_error_from(exc) from None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: money as decimal text, times as RFC 3339."""
-        return self.model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- events
@@ -158,7 +144,12 @@ class APIRequestPayEvent(MeterEvent):
 
 
 class TokenBasedPayEvent(MeterEvent):
-    """Charge per token: ``tokens_in x input price + tokens_out x output price``."""
+    """Charge per token: ``tokens_in x input price + tokens_out x output price``.
+
+    ``cached_tokens_in`` (a part of ``tokens_in``) and ``cache_write_tokens``
+    (on top of it) are billed at their own prices; a class without one is
+    billed at the input price. Left out, the cost is the formula above.
+    """
 
     payment_type: Literal[PaymentType.TOKEN_BASED_PAY] = PaymentType.TOKEN_BASED_PAY  # type: ignore[misc]
     event_type: Literal[EventType.TOKEN_USAGE] = EventType.TOKEN_USAGE
@@ -166,6 +157,18 @@ class TokenBasedPayEvent(MeterEvent):
     tokens_out: Count = 0
     input_token_price: Money
     output_token_price: Money
+    model: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
+    cached_tokens_in: Count = 0
+    cache_write_tokens: Count = 0
+    cached_input_token_price: Money | None = None
+    cache_write_token_price: Money | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.cached_tokens_in > self.tokens_in:
+            raise AgentMeterValidationError.for_field(
+                "cached_tokens_in",
+                f"must be at most tokens_in ({self.tokens_in}), got {self.cached_tokens_in}",
+            )
 
     @property
     def total_tokens(self) -> int:
@@ -173,8 +176,34 @@ class TokenBasedPayEvent(MeterEvent):
 
     def _compute_cost(self) -> Decimal:
         return token_cost(
-            self.tokens_in, self.tokens_out, self.input_token_price, self.output_token_price
+            self.tokens_in,
+            self.tokens_out,
+            self.input_token_price,
+            self.output_token_price,
+            self.cached_tokens_in,
+            self.cache_write_tokens,
+            self.cached_input_token_price,
+            self.cache_write_token_price,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; a token class left out is left out here too, so such an
+        event reads on the wire exactly as it did before classes (0.2 servers)."""
+        answer = super().to_dict()
+        for key in TOKEN_CLASS_FIELDS:
+            if answer[key] is None or answer[key] == 0:  # a price of 0 is "0": kept
+                del answer[key]
+        return answer
+
+
+# The token event's optional fields: absent from its JSON when None (a count: 0).
+TOKEN_CLASS_FIELDS = (
+    "model",
+    "cached_tokens_in",
+    "cache_write_tokens",
+    "cached_input_token_price",
+    "cache_write_token_price",
+)
 
 
 class InstantPayEvent(MeterEvent):
@@ -211,186 +240,33 @@ def parse_event(
         raise validation_error_from(exc) from None
 
 
-# --------------------------------------------------------------- answers
-
-
-class MeterEventResponse(AgentMeterModel):
-    """The answer to recording one event."""
-
-    success: bool = True
-    event_id: str
-    cost: MoneyTotal = ZERO
-    message: str | None = None
-    timestamp: UtcDatetime = Field(default_factory=utc_now)
-    duplicate: bool = False
-
-
-class ErrorInfo(AgentMeterModel):
-    code: str
-    message: str
-    details: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class RejectedEvent(AgentMeterModel):
-    """One event of a batch that the server refused as invalid (final, not retried)."""
-
-    index: int
-    id: str | None = None
-    error: ErrorInfo
-
-
-class BatchResult(AgentMeterModel):
-    """The answer to a batch: valid events are stored even when others are rejected."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[RejectedEvent] = Field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.rejected
-
-
-class UserMeter(AgentMeterModel):
-    """A user's running usage and budget (``threshold_amount``; None when unset).
-
-    On the wire an unset threshold is ``"threshold_amount": "0"`` with
-    ``"threshold_set": false``: AgentMeter 0.2 clients need a number there.
-    Likewise a meter never reset (``last_reset_at`` None) carries its
-    ``updated_at`` as ``last_reset_at`` with ``"was_reset": false``.
-    """
-
-    project_id: str
-    user_id: str
-    threshold_amount: Money | None = None
-    current_usage: MoneyTotal = ZERO
-    last_reset_at: UtcDatetime | None = None
-    updated_at: UtcDatetime | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unset_threshold(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("threshold_set") is False:
-            data = {**data, "threshold_amount": None}
-        if isinstance(data, Mapping) and data.get("was_reset") is False:
-            data = {**data, "last_reset_at": None}
-        return data
-
-    @field_serializer("last_reset_at", when_used="json")
-    def _last_reset_on_the_wire(self, value: datetime | None) -> str | None:
-        moment = value if value is not None else self.updated_at  # 0.2 needs a time
-        return _json.format_time(moment) if moment is not None else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def was_reset(self) -> bool:
-        """Whether the meter was ever reset (False: ``last_reset_at`` is None)."""
-        return self.last_reset_at is not None
-
-    @field_serializer("threshold_amount", when_used="json")
-    def _threshold_on_the_wire(self, value: Decimal | None) -> str:
-        return "0" if value is None else money_text(value)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def threshold_set(self) -> bool:
-        """Whether a budget was set (False: ``threshold_amount`` is None)."""
-        return self.threshold_amount is not None
-
-    @property
-    def remaining_budget(self) -> Decimal | None:
-        if self.threshold_amount is None:
-            return None
-        return max(ZERO, MONEY_CONTEXT.subtract(self.threshold_amount, self.current_usage))
-
-    @property
-    def usage_percentage(self) -> Decimal:
-        """Usage as a percentage of the threshold, to two places (0 when unset)."""
-        if not self.threshold_amount:
-            return ZERO
-        # A context wide enough for any two money values: never InvalidOperation.
-        wide = Context(prec=100)
-        ratio = wide.divide(wide.multiply(self.current_usage, 100), self.threshold_amount)
-        return ratio.quantize(Decimal("0.01"), context=wide)
-
-    @property
-    def is_over_limit(self) -> bool:
-        return self.threshold_amount is not None and self.current_usage > self.threshold_amount
-
-
-class MeterStats(AgentMeterModel):
-    total_api_calls: int = 0
-    total_tokens_in: int = 0
-    total_tokens_out: int = 0
-    total_cost: MoneyTotal = ZERO
-    total_events: int = 0
-    timeframe: str = "30 days"
-
-    @property
-    def total_tokens(self) -> int:
-        return self.total_tokens_in + self.total_tokens_out
-
-    @property
-    def average_cost_per_call(self) -> Decimal:
-        if self.total_api_calls == 0:
-            return ZERO
-        return self.total_cost / self.total_api_calls
-
-
-class Project(AgentMeterModel):
-    """A project. ``api_key`` is only present in the answer that created it."""
-
-    id: str
-    name: str
-    description: str | None = None
-    created_at: UtcDatetime | None = None
-    updated_at: UtcDatetime | None = None
-    api_key: SecretStr | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        answer = super().to_dict()
-        if self.api_key is None:
-            del answer["api_key"]
-        return answer
-
-
-class BillingRecord(AgentMeterModel):
-    id: str
-    project_id: str
-    period_start: UtcDatetime
-    period_end: UtcDatetime
-    amount: MoneyTotal
-    status: BillingStatus = BillingStatus.PENDING
-    created_at: UtcDatetime | None = None
-    updated_at: UtcDatetime | None = None
-
-
-class ModelPrice(AgentMeterModel):
-    """A project's own price of a model, per 1,000,000 tokens of each class."""
-
-    model: str
-    input: Money
-    output: Money
-    cached_input: Money | None = None  # None: cached input is billed as input
-    cache_write: Money | None = None
-    updated_at: UtcDatetime | None = None
-
-
-class ProjectPrices(AgentMeterModel):
-    markup_percent: Money = ZERO  # on catalog prices, not on the project's own
-    prices: list[ModelPrice] = Field(default_factory=list)
-
-
-class ReportRow(AgentMeterModel):
-    """One period (and group) of a usage report; absent group keys are None."""
-
-    period: str
-    user_id: str | None = None
-    agent_id: str | None = None
-    payment_type: str | None = None
-    model: str | None = None
-    events: int = 0
-    api_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: MoneyTotal = ZERO
+__all__ = [
+    "EVENT_ADAPTER",
+    "EVENT_CLASSES",
+    "TOKEN_CLASS_FIELDS",
+    "APIRequestPayEvent",
+    "AgentMeterModel",
+    "AnyEvent",
+    "BatchResult",
+    "BillingRecord",
+    "BillingStatus",
+    "ErrorInfo",
+    "EventType",
+    "InstantPayEvent",
+    "Metadata",
+    "MeterEvent",
+    "MeterEventResponse",
+    "MeterStats",
+    "MissingPrices",
+    "ModelPrice",
+    "PaymentType",
+    "Project",
+    "ProjectPrices",
+    "RejectedEvent",
+    "ReportRow",
+    "TokenBasedPayEvent",
+    "UnpricedModel",
+    "UserMeter",
+    "parse_event",
+    "utc_now",
+]

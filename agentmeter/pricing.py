@@ -170,12 +170,43 @@ def api_request_cost(api_calls: int, unit_price: Decimal) -> Decimal:
 
 
 def token_cost(
-    tokens_in: int, tokens_out: int, input_token_price: Decimal, output_token_price: Decimal
+    tokens_in: int,
+    tokens_out: int,
+    input_token_price: Decimal,
+    output_token_price: Decimal,
+    cached_tokens_in: int = 0,
+    cache_write_tokens: int = 0,
+    cached_input_price: Decimal | None = None,
+    cache_write_price: Decimal | None = None,
 ) -> Decimal:
-    return MONEY_CONTEXT.add(
-        MONEY_CONTEXT.multiply(Decimal(tokens_in), input_token_price),
-        MONEY_CONTEXT.multiply(Decimal(tokens_out), output_token_price),
+    """The exact cost of a token charge, by token class.
+
+    ``tokens_in`` counts every input token, the ``cached_tokens_in`` among
+    them too; ``cache_write_tokens`` come on top. A class without its own
+    price (None) is billed at the input price.
+
+    >>> token_cost(1000, 0, Decimal("0.003"), ZERO, cached_tokens_in=400,
+    ...            cached_input_price=Decimal("0.0003"))
+    Decimal('1.9200')
+    """
+    if not cached_tokens_in and not cache_write_tokens:  # the 0.2 formula: the hot path
+        return MONEY_CONTEXT.add(
+            MONEY_CONTEXT.multiply(Decimal(tokens_in), input_token_price),
+            MONEY_CONTEXT.multiply(Decimal(tokens_out), output_token_price),
+        )
+    if cached_tokens_in > tokens_in:
+        raise AgentMeterValidationError.for_field(
+            "cached_tokens_in", f"must be at most tokens_in ({tokens_in}), got {cached_tokens_in}"
+        )
+    cached_price = input_token_price if cached_input_price is None else cached_input_price
+    write_price = input_token_price if cache_write_price is None else cache_write_price
+    parts = (
+        (tokens_in - cached_tokens_in, input_token_price),
+        (cached_tokens_in, cached_price),
+        (cache_write_tokens, write_price),
+        (tokens_out, output_token_price),
     )
+    return money_sum(MONEY_CONTEXT.multiply(Decimal(count), price) for count, price in parts)
 
 
 def money_sum(amounts: Iterable[Decimal]) -> Decimal:

@@ -22,15 +22,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .core.build import WireEvent, api_request_event, finalize, instant_event, token_event
+from .core.build import (
+    WireEvent,
+    add_token_classes,
+    api_request_event,
+    finalize,
+    instant_event,
+    token_event,
+)
 from .core.lifecycle import hold_until_closed, register_tracker, release_closed
-from .core.token_prices import OnUnknownModel, price_charge
+from .core.price_book import REPRICE
+from .core.token_prices import OnUnknownModel
+from .delivery.async_calls import AsyncTrackCalls
 from .delivery.counters import Counters, TrackerStats
 from .delivery.outbox import Outbox, outbox_for
-from .delivery.overflow import Overflow, submit_async
+from .delivery.overflow import Overflow
 from .delivery.queue import EventQueue
 from .delivery.sender import TrackerClient
-from .delivery.settings import as_outbox, check_settings, price, usable
+from .delivery.settings import as_outbox, check_settings, price, token_pricer, usable
 from .delivery.worker import Deliverer, ErrorCallback
 from .errors import AgentMeterConfigurationError
 from .models import MeterEvent
@@ -40,7 +49,7 @@ OnFull = Literal["spill", "block", "drop_oldest", "raise"]
 _DEFAULT: Any = object()
 
 
-class AgentMeterTracker:
+class AgentMeterTracker(AsyncTrackCalls):
     """Batches events in the background. Thread-safe; one per process is plenty.
 
     ``outbox`` is a path, an :class:`Outbox`, or None for none (then a full
@@ -80,17 +89,9 @@ class AgentMeterTracker:
         self.default_api_price = price(
             default_api_price, config.api_request_unit_price, "default_api_price"
         )
-        self.default_input_token_price = price(
-            default_input_token_price, config.input_token_price, "default_input_token_price"
-        )
-        self.default_output_token_price = price(
-            default_output_token_price, config.output_token_price, "default_output_token_price"
-        )
-        # Defaults stand in for an unknown model's prices only if someone chose them.
-        chosen = (default_input_token_price, default_output_token_price)
-        self.prices_configured = chosen != (None, None) or bool(
-            {"input_token_price", "output_token_price"} & config.model_fields_set
-        )
+        self.pricer = token_pricer(client, default_input_token_price, default_output_token_price)
+        self.default_input_token_price, self.default_output_token_price = self.pricer.defaults
+        self.prices_configured = self.pricer.defaults_configured
         # Without auto_flush, batches go out when full or on flush() (the hour
         # is only there to keep every wait bounded).
         self.flush_interval = flush_interval if auto_flush else 3600.0
@@ -176,38 +177,60 @@ class AgentMeterTracker:
         timestamp: datetime | None = None,
         model: str | None = None,
         on_unknown_model: OnUnknownModel = "raise",
+        cached_tokens_in: int = 0,
+        cache_write_tokens: int = 0,
+        cached_input_token_price: Any = None,
+        cache_write_token_price: Any = None,
     ) -> str:
         """Charge for tokens; returns the event id at once. Prices not given are the
-        model's, else the defaults (:mod:`agentmeter.core.token_prices`)."""
+        model's, else the defaults (:mod:`agentmeter.core.token_prices`).
+
+        ``cached_tokens_in`` (a part of ``tokens_in``) and ``cache_write_tokens``
+        (on top of it) are billed at their own prices, when the model has them."""
+        project = project_id or self.project_id
+        given = (
+            input_token_price,
+            output_token_price,
+            cached_input_token_price,
+            cache_write_token_price,
+        )
+        priced = None
         if model is None and metadata is None:  # names no model: the defaults, at once
             if input_token_price is None:
                 input_token_price = self.default_input_token_price
             if output_token_price is None:
                 output_token_price = self.default_output_token_price
         elif input_token_price is None or output_token_price is None or model is not None:
-            input_token_price, output_token_price, metadata = price_charge(
-                model,
-                metadata,
-                tokens_in,
-                (input_token_price, output_token_price),
-                (self.default_input_token_price, self.default_output_token_price),
-                self.prices_configured,
-                on_unknown_model,
+            priced = self.pricer.price_queued(
+                model, metadata, tokens_in, given, project, on_unknown_model
             )
-        return self._submit(
-            token_event(
-                project_id or self.project_id,
-                agent_id or self.agent_id,
-                user_id or self.user_id,
-                tokens_in,
-                tokens_out,
-                input_token_price,
-                output_token_price,
-                metadata,
-                event_id,
-                timestamp,
-            )
+            input_token_price, output_token_price, metadata = priced[0], priced[1], priced[4]
+        event = token_event(
+            project,
+            agent_id or self.agent_id,
+            user_id or self.user_id,
+            tokens_in,
+            tokens_out,
+            input_token_price,
+            output_token_price,
+            metadata,
+            event_id,
+            timestamp,
         )
+        if priced is not None:
+            if priced[6]:  # priced without a fresh project table: settled at finalize
+                event[REPRICE] = (self.pricer.book, given, priced[5])
+            cached_input_token_price, cache_write_token_price = priced[2], priced[3]
+        if cached_tokens_in or cache_write_tokens:
+            add_token_classes(
+                event,
+                None,
+                cached_tokens_in,
+                cache_write_tokens,
+                cached_input_token_price if cached_tokens_in else None,
+                cache_write_token_price if cache_write_tokens else None,
+            )
+        return self._submit(event)
 
     def track_instant_pay(
         self,
@@ -238,69 +261,6 @@ class AgentMeterTracker:
     def track_event(self, event: MeterEvent) -> str:
         """Queue an event built as a model (validated already)."""
         return self._submit(event.to_dict())
-
-    # ------------------------------------------------------------ async
-
-    async def track_api_request(
-        self,
-        user_id: str | None = None,
-        api_calls: int = 1,
-        unit_price: Any = None,
-        metadata: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> str:
-        """``track_api_request_pay`` for async code; never blocks the event loop."""
-        return await submit_async(
-            self.track_api_request_pay,
-            self._may_wait(),
-            api_calls,
-            unit_price,
-            user_id,
-            metadata,
-            **options,
-        )
-
-    async def track_token_usage(
-        self,
-        user_id: str | None = None,
-        tokens_in: int = 0,
-        tokens_out: int = 0,
-        input_token_price: Any = None,
-        output_token_price: Any = None,
-        metadata: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> str:
-        """``track_token_based_pay`` for async code; never blocks the event loop."""
-        return await submit_async(
-            self.track_token_based_pay,
-            self._may_wait(),
-            tokens_in,
-            tokens_out,
-            input_token_price,
-            output_token_price,
-            user_id,
-            metadata,
-            **options,
-        )
-
-    async def track_instant_payment(
-        self,
-        user_id: str | None = None,
-        amount: Any = 0,
-        description: str = "",
-        metadata: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> str:
-        """``track_instant_pay`` for async code; never blocks the event loop."""
-        return await submit_async(
-            self.track_instant_pay,
-            self._may_wait(),
-            amount,
-            description,
-            user_id,
-            metadata,
-            **options,
-        )
 
     def _may_wait(self) -> bool:
         """Whether a track call may touch the disk or wait: durable, a full queue, closed."""

@@ -7,8 +7,9 @@
 ...     usage["metadata"]["model"] = "gpt-4o"
 
 Usable as ``with`` and ``async with``. The usage object is dict-like:
-``api_calls``, ``tokens_in``, ``tokens_out``, ``amount``, ``description``,
-``user_id`` and a ``metadata`` dict. If the block raises, the exception
+``api_calls``, ``tokens_in``, ``tokens_out``, ``cached_tokens_in`` (part of
+``tokens_in``), ``cache_write_tokens`` (on top of it), ``amount``,
+``description``, ``user_id`` and a ``metadata`` dict. If the block raises, the exception
 passes through and nothing is billed (``bill_on_error=True`` bills it with
 ``metadata["status"] = "error"``). An instant charge of 0 records nothing.
 """
@@ -53,6 +54,8 @@ class UsageContext:
             "api_calls": charge.api_calls,
             "tokens_in": 0,
             "tokens_out": 0,
+            "cached_tokens_in": 0,  # part of tokens_in, billed at the cache-read price
+            "cache_write_tokens": 0,  # on top of tokens_in, billed at the cache-write price
             "amount": charge.amount if charge.amount is not None else ZERO,
             "description": charge.description,
             "user_id": user_id,
@@ -113,10 +116,18 @@ class UsageContext:
     ) -> None:
         self.__exit__(exc_type, exc, traceback)
 
+    def _tokens(self) -> tuple[Any, ...]:
+        data = self.data
+        return (
+            data["tokens_in"],
+            data["tokens_out"],
+            data.get("cached_tokens_in", 0),
+            data.get("cache_write_tokens", 0),
+        )
+
     def _cost(self) -> Decimal:
-        tokens = (self.data["tokens_in"], self.data["tokens_out"])
         return self.charge.cost(
-            tracker_of(self.sink), self.data["api_calls"], tokens, self.data["amount"]
+            tracker_of(self.sink), self.data["api_calls"], self._tokens(), self.data["amount"]
         )
 
     def _bill(self, extra: dict[str, Any]) -> None:
@@ -136,7 +147,7 @@ class UsageContext:
                 self.data["user_id"],
                 metadata,
                 api_calls=self.data["api_calls"],
-                tokens=(self.data["tokens_in"], self.data["tokens_out"]),
+                tokens=self._tokens(),
                 amount=self.data["amount"],
                 description=self.data["description"],
             )

@@ -20,12 +20,12 @@ from typing import Any
 
 from ..client import AgentMeterClient
 from ..core.ids import new_event_id
-from ..core.token_prices import price_charge
 from ..errors import AgentMeterConfigurationError, AgentMeterValidationError, BudgetExceededError
 from ..models import PaymentType
 from ..pricing import ZERO, api_request_cost, to_count, to_money, token_cost
 from ..tracker import AgentMeterTracker
 from .budget import BudgetGuard, Reservation
+from .usage import TokenUsage
 
 logger = logging.getLogger("agentmeter")
 
@@ -60,6 +60,20 @@ def tracker_of(sink: Any) -> AgentMeterTracker:
     if isinstance(sink, AgentMeterClient):
         return sink.tracker
     raise TypeError(f"expected an AgentMeterClient or AgentMeterTracker, got {type(sink).__name__}")
+
+
+_environment_client: AgentMeterClient | None = None
+_environment_client_lock = threading.Lock()
+
+
+def environment_client() -> AgentMeterClient:
+    """One client per process configured from ``AGENTMETER_*``: what
+    ``meter_langchain()`` and ``wrap()`` bill through when given no client."""
+    global _environment_client
+    with _environment_client_lock:
+        if _environment_client is None:
+            _environment_client = AgentMeterClient()
+        return _environment_client
 
 
 def check_sink(sink: Any) -> None:
@@ -134,23 +148,29 @@ class Charge:
         )
 
     def cost(
-        self, tracker: AgentMeterTracker, api_calls: Any, tokens: tuple[int, int], amount: Any
+        self, tracker: AgentMeterTracker, api_calls: Any, tokens: tuple[Any, ...], amount: Any
     ) -> Decimal:
         """What :meth:`submit` with these values charges (0 for tokens not yet known)."""
         if self.payment_type is PaymentType.API_REQUEST_PAY:
             price = self.unit_price if self.unit_price is not None else tracker.default_api_price
             return api_request_cost(to_count(api_calls, "api_calls"), price)
         if self.payment_type is PaymentType.TOKEN_BASED_PAY:
-            price_in, price_out, _ = price_charge(
-                self.model,
-                None,
-                tokens[0],
-                (self.input_token_price, self.output_token_price),
-                (tracker.default_input_token_price, tracker.default_output_token_price),
-                tracker.prices_configured,
-                "record",
+            given = (self.input_token_price, self.output_token_price, None, None)
+            project = self.project_id or tracker.project_id
+            priced = tracker.pricer.price_queued(
+                self.model, None, tokens[0], given, project, "record"
             )
-            return token_cost(tokens[0], tokens[1], price_in, price_out)
+            usage = TokenUsage(*tokens)
+            return token_cost(
+                to_count(usage.tokens_in, "tokens_in"),
+                to_count(usage.tokens_out, "tokens_out"),
+                priced[0],
+                priced[1],
+                to_count(usage.cached_tokens_in, "cached_tokens_in"),
+                to_count(usage.cache_write_tokens, "cache_write_tokens"),
+                priced[2],
+                priced[3],
+            )
         return ZERO if amount is None else to_money(amount, "amount")
 
     def submit(
@@ -160,7 +180,7 @@ class Charge:
         metadata: dict[str, Any],
         *,
         api_calls: Any = None,
-        tokens: tuple[Any, Any] = (0, 0),
+        tokens: tuple[Any, ...] = (0, 0),
         amount: Any = None,
         description: str | None = None,
         event_id: str | None = None,
@@ -180,6 +200,7 @@ class Charge:
                 event_id=event_id,
             )
         if self.payment_type is PaymentType.TOKEN_BASED_PAY:
+            cached, written = (tokens[2], tokens[3]) if len(tokens) > 2 else (0, 0)
             return tracker.track_token_based_pay(
                 tokens[0],
                 tokens[1],
@@ -192,6 +213,8 @@ class Charge:
                 event_id=event_id,
                 model=self.model,
                 on_unknown_model="record",  # background capture never raises for a price
+                cached_tokens_in=cached,
+                cache_write_tokens=written,
             )
         charge = self.amount if amount is None else amount
         if charge is None or to_money(charge, "amount") == 0:

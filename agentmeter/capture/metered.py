@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.checks import check_metadata
 from ..models import PaymentType
 from ..pricing import ZERO, to_count
+from .attribution import current_attribution
 from .budget import BudgetGuard, Reservation
 from .charge import Charge, report_fault, reserve_budget, track, tracker_of
 from .usage import extract_stream_usage, extract_usage
@@ -82,7 +83,10 @@ class Meter:
                 user = args[position]
             elif self.user_id_param not in kwargs:  # not passed: the parameter's default
                 user = self.user_default
-        return None if user is None else str(user)
+        if user is None:  # an ``attribute(user_id=...)`` block, else the tracker's user
+            attributed = current_attribution()
+            return None if attributed is None else attributed.user_id
+        return str(user)
 
     # -------------------------------------------------------------- before
 
@@ -108,7 +112,7 @@ class Meter:
             return ZERO  # unknown until the call returns
         return self._cost(tracker_of(self.sink), (0, 0))
 
-    def _cost(self, tracker: AgentMeterTracker, tokens: tuple[int, int]) -> Decimal:
+    def _cost(self, tracker: AgentMeterTracker, tokens: tuple[int, ...]) -> Decimal:
         """What a call bills; fixed but for tokens, so worked out once per tracker."""
         if self.charge.payment_type is PaymentType.TOKEN_BASED_PAY:
             return self.charge.cost(tracker, 0, tokens, None)
@@ -185,12 +189,13 @@ class Meter:
 
     def _tokens(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, stream: bool
-    ) -> tuple[int, int]:
+    ) -> tuple[int, ...]:
         if self.charge.payment_type is not PaymentType.TOKEN_BASED_PAY:
             return (0, 0)
         if self.tokens_extractor is not None:
-            counts = self.tokens_extractor(*args, result=result, **kwargs)
-            return to_count(counts[0], "tokens_in"), to_count(counts[1], "tokens_out")
+            counts = tuple(self.tokens_extractor(*args, result=result, **kwargs))
+            names = _TOKEN_CLASSES[: max(len(counts), 2)]  # (in, out), or with cache classes
+            return tuple(to_count(count, name) for count, name in zip(counts, names, strict=True))
         found = extract_stream_usage(result) if stream else extract_usage(result)
         if found is None:
             if not self._unknown_shape_logged:
@@ -200,6 +205,9 @@ class Meter:
                 )
             return (0, 0)
         return found
+
+
+_TOKEN_CLASSES = ("tokens_in", "tokens_out", "cached_tokens_in", "cache_write_tokens")
 
 
 def _position(func: Callable[..., Any], name: str) -> tuple[int | None, Any]:

@@ -13,12 +13,23 @@ Recognised shapes (objects or dicts):
 - the usage object itself, with any of those names
 
 The same tokens are never counted twice: each shape is read from one place.
+Cache tokens follow the wire's convention whatever the provider's:
+``tokens_in`` counts every input token, cache reads included
+(``cached_tokens_in``), and cache writes (``cache_write_tokens``) come on top.
+OpenAI (``prompt_tokens_details.cached_tokens`` and ``cache_write_tokens``,
+or the Responses API's ``input_tokens_details``) counts both inside its
+input, Gemini (``cached_content_token_count``) its cache reads; Anthropic and Bedrock count cache
+reads and writes apart from it; LangChain's ``usage_metadata`` counts both
+inside ``input_tokens`` (``input_token_details``).
 
 >>> extract_usage({"usage": {"prompt_tokens": 12, "completion_tokens": 5}})
-(12, 5)
+TokenUsage(tokens_in=12, tokens_out=5, cached_tokens_in=0, cache_write_tokens=0)
+>>> extract_usage({"usage": {"input_tokens": 10, "output_tokens": 5,
+...                          "cache_read_input_tokens": 90, "cache_creation_input_tokens": 20}})
+TokenUsage(tokens_in=100, tokens_out=5, cached_tokens_in=90, cache_write_tokens=20)
 >>> extract_usage({"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 3,
 ...                                  "thoughtsTokenCount": 2}})
-(7, 5)
+TokenUsage(tokens_in=7, tokens_out=5, cached_tokens_in=0, cache_write_tokens=0)
 >>> extract_usage("no usage here") is None
 True
 """
@@ -26,12 +37,12 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 # (input name, output names added together): each provider's pair.
 _SHAPES = (
     ("prompt_tokens", ("completion_tokens",)),  # OpenAI
-    ("input_tokens", ("output_tokens",)),  # Anthropic, LangChain
+    ("input_tokens", ("output_tokens",)),  # Anthropic, LangChain, OpenAI Responses
     ("inputTokens", ("outputTokens",)),  # Bedrock Converse
     ("prompt_token_count", ("candidates_token_count", "thoughts_token_count")),  # Gemini SDK
     ("promptTokenCount", ("candidatesTokenCount", "thoughtsTokenCount")),  # Gemini REST
@@ -39,6 +50,21 @@ _SHAPES = (
 # Shapes whose streamed chunks carry running totals, not deltas.
 _GEMINI_INPUTS = ("prompt_token_count", "promptTokenCount")
 _USAGE_FIELDS = ("usage_metadata", "usageMetadata", "usage")
+# Cache reads counted inside the input: (holder of the detail or None, its name).
+_CACHED_INSIDE = {
+    "prompt_tokens": ("prompt_tokens_details", "cached_tokens"),
+    "prompt_token_count": (None, "cached_content_token_count"),
+    "promptTokenCount": (None, "cachedContentTokenCount"),
+}
+
+
+class TokenUsage(NamedTuple):
+    """The tokens of one model call, by class (see the module's convention)."""
+
+    tokens_in: int
+    tokens_out: int
+    cached_tokens_in: int = 0
+    cache_write_tokens: int = 0
 
 
 def _get(source: Any, name: str) -> Any:
@@ -47,13 +73,49 @@ def _get(source: Any, name: str) -> Any:
     return getattr(source, name, None)
 
 
-def _counts(usage: Any) -> tuple[int, int] | None:
+def _counts(usage: Any) -> TokenUsage | None:
     for input_name, output_names in _SHAPES:
         tokens_in = _get(usage, input_name)
         outputs = [_get(usage, name) for name in output_names]
         if _is_count(tokens_in) or any(_is_count(value) for value in outputs):
-            return _whole(tokens_in), sum(_whole(value) for value in outputs)
+            tokens_out = sum(_whole(value) for value in outputs)
+            return _input_classes(usage, input_name, _whole(tokens_in), tokens_out)
     return None
+
+
+def _input_classes(usage: Any, input_name: str, tokens_in: int, tokens_out: int) -> TokenUsage:
+    """The input side by class, in the wire's convention (cache reads inside)."""
+    cached = written = 0
+    if input_name in _CACHED_INSIDE:
+        holder, name = _CACHED_INSIDE[input_name]
+        source = usage if holder is None else _get(usage, holder)
+        if source is not None:
+            cached = _whole(_get(source, name))
+            written = _whole(_get(source, "cache_write_tokens"))  # OpenAI's, inside too
+            tokens_in = max(tokens_in - written, 0)
+    elif input_name == "inputTokens":  # Bedrock: cache reads and writes apart
+        cached = _whole(_get(usage, "cacheReadInputTokens"))
+        written = _whole(_get(usage, "cacheWriteInputTokens"))
+        tokens_in += cached
+    else:
+        tokens_in, cached, written = _input_tokens_classes(usage, tokens_in)
+    return TokenUsage(tokens_in, tokens_out, min(cached, tokens_in), written)
+
+
+def _input_tokens_classes(usage: Any, tokens_in: int) -> tuple[int, int, int]:
+    """``input_tokens``: LangChain's (all inside), Anthropic's (all apart) or
+    OpenAI Responses' (cache reads inside, under ``input_tokens_details``)."""
+    langchain = _get(usage, "input_token_details")
+    if langchain is not None:
+        written = _whole(_get(langchain, "cache_creation"))
+        return max(tokens_in - written, 0), _whole(_get(langchain, "cache_read")), written
+    responses = _get(usage, "input_tokens_details")
+    if responses is not None:  # both inside the input
+        written = _whole(_get(responses, "cache_write_tokens"))
+        return max(tokens_in - written, 0), _whole(_get(responses, "cached_tokens")), written
+    cached = _whole(_get(usage, "cache_read_input_tokens"))
+    written = _whole(_get(usage, "cache_creation_input_tokens"))
+    return tokens_in + cached, cached, written
 
 
 def _is_count(value: Any) -> bool:
@@ -64,8 +126,8 @@ def _whole(value: Any) -> int:
     return value if _is_count(value) else 0
 
 
-def extract_usage(result: Any) -> tuple[int, int] | None:
-    """``(tokens_in, tokens_out)`` from a known result shape, else None."""
+def extract_usage(result: Any) -> TokenUsage | None:
+    """The tokens of a known result shape, by class; else None."""
     if result is None or isinstance(result, (str, bytes, int, float)):
         return None
     for field in _USAGE_FIELDS:
@@ -95,7 +157,7 @@ def _provider_usage(chunk: Any) -> Any:
     return usage
 
 
-def extract_stream_usage(chunks: list[Any]) -> tuple[int, int] | None:
+def extract_stream_usage(chunks: list[Any]) -> TokenUsage | None:
     """Usage of a streamed response.
 
     LangChain chunks carry *deltas* in ``usage_metadata`` (it adds them when
@@ -106,8 +168,8 @@ def extract_stream_usage(chunks: list[Any]) -> tuple[int, int] | None:
     Gemini's ``usage_metadata`` on each chunk; Bedrock's ``metadata`` event),
     so the last value of each side wins.
     """
-    summed: list[int] | None = None
-    latest: list[int | None] = [None, None]
+    summed: TokenUsage | None = None
+    latest: list[int | None] = [None, None, 0, 0]  # in, out, cached, written
     for chunk in chunks:
         if chunk is None or isinstance(chunk, (str, bytes)):
             continue
@@ -115,16 +177,17 @@ def extract_stream_usage(chunks: list[Any]) -> tuple[int, int] | None:
         if delta is not None and not _is_running_total(delta):
             counts = _counts(delta)
             if counts is not None:
-                summed = [a + b for a, b in zip(summed or [0, 0], counts, strict=True)]
+                before = summed or TokenUsage(0, 0)
+                summed = TokenUsage(*(a + b for a, b in zip(before, counts, strict=True)))
                 continue
         usage = delta if delta is not None else _provider_usage(chunk)
         if usage is not None:
             _keep_latest(usage, latest)
     if summed is not None:
-        return summed[0], summed[1]
-    if latest == [None, None]:
+        return summed
+    if latest[0] is None and latest[1] is None:
         return None
-    return latest[0] or 0, latest[1] or 0
+    return TokenUsage(latest[0] or 0, latest[1] or 0, latest[2] or 0, latest[3] or 0)
 
 
 def _keep_latest(usage: Any, latest: list[int | None]) -> None:
@@ -133,6 +196,7 @@ def _keep_latest(usage: Any, latest: list[int | None]) -> None:
         tokens_in = _get(usage, input_name)
         outputs = [_get(usage, name) for name in output_names]
         if _is_count(tokens_in):
-            latest[0] = tokens_in
+            found = _input_classes(usage, input_name, tokens_in, 0)
+            latest[0], latest[2], latest[3] = found[0], found[2], found[3]
         if any(_is_count(value) for value in outputs):
             latest[1] = sum(_whole(value) for value in outputs)

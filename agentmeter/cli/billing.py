@@ -2,11 +2,13 @@
 
 Without ``--amount``, ``create`` lets the server sum the costs of the
 period's events (``since <= time < until``) and round the sum to cents,
-half-even, once.
+half-even, once. Events recorded at 0 for want of a price are not in that
+sum: ``create`` names their models on stderr, and still makes the record.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -15,8 +17,9 @@ from pathlib import Path
 import click
 
 from ..client import AgentMeterClient
+from ..errors import AgentMeterError, NotFoundError
 from ..models import BillingRecord, BillingStatus
-from .common import reads_client, uses_client
+from .common import one_line, reads_client, secrets_of, uses_client
 from .output import (
     Column,
     TextTable,
@@ -32,6 +35,7 @@ from .output import (
     write_json,
 )
 from .params import MOMENT, MONEY, TIME_HELP, check_range
+from .prices import PRICE_THEM, unpriced_models, unpriced_summary
 
 STATUSES = [status.value for status in BillingStatus]
 CSV_COLUMNS = ("id", "project_id", "period_start", "period_end", "amount", "status", "created_at")
@@ -103,6 +107,32 @@ def billing_create(
     """Create a billing record for a period."""
     check_range(since, until)
     _show(client.create_billing_record(None, since, until, amount, status), fmt)
+    _warn_of_unpriced_events(client, since, until)
+
+
+def _warn_of_unpriced_events(client: AgentMeterClient, since: datetime, until: datetime) -> None:
+    """On stderr: the models of the period's events recorded at 0 for want of a price.
+
+    The record is made already, so a failure here is a warning, never the
+    command's error (a retry would make a second record)."""
+    try:
+        found = unpriced_models(client, since, until)
+    except NotFoundError:
+        return  # a server without GET /api/prices/missing (before 0.3)
+    except AgentMeterError as exc:
+        message = one_line(str(exc), secrets_of(client.config.api_key_value))
+        click.echo(f"warning: could not look for unpriced events: {message}", err=True)
+        return
+    if not found:
+        return
+    lines = [
+        f"warning: {plural(len(found), 'model')} of this period had no price: "
+        "their events were recorded at 0 and are not in the amount",
+        *(f"  {line}" for line in unpriced_summary(found)),
+        f"  {PRICE_THEM}; later events are then priced",
+    ]
+    sys.stdout.flush()  # the record first, where both streams go to one place
+    click.echo("\n".join(lines), err=True)
 
 
 @billing.command(

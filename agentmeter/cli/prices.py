@@ -1,13 +1,16 @@
-"""``agentmeter prices list|set|delete|import|markup``: a project's model prices.
+"""``agentmeter prices list|set|delete|import|markup|missing``: a project's model prices.
 
 Prices are per 1,000,000 tokens, as providers list them. A project's own
 price of a model goes in front of the catalog's (see docs/pricing.md);
-``list --model M`` shows both, each with its source.
+``list --model M`` shows both, each with its source. ``missing`` lists the
+models whose events were recorded at 0 for want of a price.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,19 +20,26 @@ import click
 from ..client import AgentMeterClient
 from ..core.catalog import PER_MILLION, catalog_version, model_prices
 from ..errors import AgentMeterValidationError
-from ..models import ModelPrice
+from ..models import ModelPrice, UnpricedModel
 from ..pricing import money_text, to_money
 from .common import reads_client, uses_client
 from .output import (
+    Column,
+    TextTable,
+    count_text,
     csv_writer,
     destination,
     dump_json,
     format_option,
     money_plain,
+    optional_time_text,
     output_option,
+    plural,
     print_table,
+    write_csv,
+    write_json,
 )
-from .params import MONEY
+from .params import MOMENT, MONEY, TIME_HELP
 
 EXAMPLES = """
 \b
@@ -40,8 +50,11 @@ Examples:
   agentmeter prices delete house-model
   agentmeter prices import prices.csv
   agentmeter prices markup 20
+  agentmeter prices missing --start-date 2025-01-01
 """
 COLUMNS = ("model", "source", "input", "output", "cached_input", "cache_write")
+MISSING_COLUMNS = ("model", "events", "tokens_in", "tokens_out", "first_seen", "last_seen")
+NO_MODEL = "(no model)"
 
 
 @click.group(epilog=EXAMPLES)
@@ -118,6 +131,80 @@ def prices_markup(client: AgentMeterClient, percent: Decimal) -> None:
     """Charge catalog prices plus PERCENT % (not the project's own prices)."""
     table = client.set_markup(percent)
     click.echo(f"markup on catalog prices: {money_text(table.markup_percent)} %")
+
+
+@prices.command(
+    "missing",
+    epilog="\b\nExamples:\n  agentmeter prices missing --start-date 2025-01-01 --format json",
+)
+@click.option(
+    "--start-date", "--since", "start", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}."
+)
+@click.option("--end-date", "--until", "end", type=MOMENT, help="End, exclusive.")
+@format_option()
+@output_option()
+@reads_client
+def prices_missing(
+    client: AgentMeterClient,
+    start: datetime | None,
+    end: datetime | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Models whose events were recorded at 0 for want of a price, with their tokens."""
+    if start is not None and end is not None and end <= start:
+        raise click.UsageError("--end-date must be after --start-date")
+    found = unpriced_models(client, start, end)
+    what = plural(len(found), "unpriced model")
+    if fmt == "csv":
+        rows = [[_missing_cell(model, column) for column in MISSING_COLUMNS] for model in found]
+        write_csv(output, MISSING_COLUMNS, rows, what)
+    elif fmt == "json":
+        write_json(output, {"models": [model.to_dict() for model in found]}, what)
+    elif not found:
+        with destination(output) as stream:
+            stream.write("no unpriced events\n")
+    else:
+        table = TextTable([Column(name, numeric=name in _COUNTS) for name in MISSING_COLUMNS])
+        for model in found:
+            table.add_row(*(_shown(_missing_cell(model, column)) for column in MISSING_COLUMNS))
+        print_table(table, output, [what, PRICE_THEM], what)
+
+
+PRICE_THEM = "price each with: agentmeter prices set MODEL --input X --output Y (per 1M tokens)"
+_COUNTS = ("events", "tokens_in", "tokens_out")
+
+
+def _shown(cell: Any) -> str:
+    """A cell as the table shows it: counts with thousands separators."""
+    if isinstance(cell, int):
+        return count_text(cell)
+    return "" if cell is None else str(cell)
+
+
+def unpriced_models(
+    client: AgentMeterClient, start: datetime | None, end: datetime | None
+) -> list[UnpricedModel]:
+    """The project's unpriced events by model (``start <= time < end``)."""
+    return client.get_missing_prices(None, start, end)
+
+
+def _missing_cell(model: UnpricedModel, column: str) -> Any:
+    if column == "model":
+        return model.model if model.model is not None else NO_MODEL
+    if column in ("first_seen", "last_seen"):
+        return optional_time_text(getattr(model, column))
+    return getattr(model, column)
+
+
+def unpriced_summary(found: Sequence[UnpricedModel]) -> list[str]:
+    """One line per model: ``gpt-x: 3 events, 1,200 tokens in, 300 out``."""
+    return [
+        f"{model.model if model.model is not None else NO_MODEL}: "
+        f"{plural(model.events, 'event')}, {count_text(model.tokens_in)} tokens in, "
+        f"{count_text(model.tokens_out)} out"
+        for model in found
+    ]
 
 
 # ------------------------------------------------------------ rows

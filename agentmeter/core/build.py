@@ -21,6 +21,7 @@ from ..errors import AgentMeterValidationError
 from ..pricing import api_request_cost, money_text, to_count, to_money, token_cost
 from .checks import check_metadata, check_text
 from .ids import new_event_id
+from .price_book import REPRICE
 
 WireEvent = dict[str, Any]
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
@@ -102,7 +103,15 @@ def token_event(
     metadata: Any = None,
     event_id: str | None = None,
     timestamp: datetime | None = None,
+    *,
+    model: Any = None,
+    cached_tokens_in: Any = 0,
+    cache_write_tokens: Any = 0,
+    cached_input_token_price: Any = None,
+    cache_write_token_price: Any = None,
 ) -> WireEvent:
+    """A token event; the token classes and ``model`` go in only when given
+    (not 0, not None), so without them the event is the 0.2 one."""
     event = _base(
         "token_based_pay",
         "token_usage",
@@ -117,7 +126,63 @@ def token_event(
     event["tokens_out"] = to_count(tokens_out, "tokens_out")
     event["input_token_price"] = to_money(input_token_price, "input_token_price")
     event["output_token_price"] = to_money(output_token_price, "output_token_price")
+    if (
+        model is not None
+        or cached_tokens_in
+        or cache_write_tokens
+        or cached_input_token_price is not None
+        or cache_write_token_price is not None
+    ):
+        add_token_classes(
+            event,
+            model,
+            cached_tokens_in,
+            cache_write_tokens,
+            cached_input_token_price,
+            cache_write_token_price,
+        )
     return event
+
+
+def add_token_classes(
+    event: WireEvent,
+    model: Any,
+    cached_tokens_in: Any,
+    cache_write_tokens: Any,
+    cached_input_token_price: Any,
+    cache_write_token_price: Any,
+) -> None:
+    """The optional fields of a token event, checked as the model checks them.
+
+    The common case (a model, no cache tokens) is a few checks: it runs on the
+    hot path of every charge priced by its model."""
+    if model is not None:
+        if type(model) is not str or not 0 < len(model) <= 200:
+            raise AgentMeterValidationError.for_field(
+                "model", f"must be a non-empty string of at most 200 characters, got {model!r:.60}"
+            )
+        event["model"] = model if model.isascii() else check_text(model, "model")
+    if type(cached_tokens_in) is not int or cached_tokens_in:
+        cached = to_count(cached_tokens_in, "cached_tokens_in")
+        if cached > event["tokens_in"]:
+            raise AgentMeterValidationError.for_field(
+                "cached_tokens_in",
+                f"must be at most tokens_in ({event['tokens_in']}), got {cached}",
+            )
+        if cached:
+            event["cached_tokens_in"] = cached
+    if type(cache_write_tokens) is not int or cache_write_tokens:
+        written = to_count(cache_write_tokens, "cache_write_tokens")
+        if written:
+            event["cache_write_tokens"] = written
+    if cached_input_token_price is not None:
+        event["cached_input_token_price"] = to_money(
+            cached_input_token_price, "cached_input_token_price"
+        )
+    if cache_write_token_price is not None:
+        event["cache_write_token_price"] = to_money(
+            cache_write_token_price, "cache_write_token_price"
+        )
 
 
 def instant_event(
@@ -157,11 +222,24 @@ def event_cost(event: WireEvent) -> Decimal:
     if kind == "api_request_pay":
         return api_request_cost(event["api_calls"], Decimal(event["unit_price"]))
     if kind == "token_based_pay":
+        if "cached_tokens_in" not in event and "cache_write_tokens" not in event:
+            return token_cost(
+                event["tokens_in"],
+                event["tokens_out"],
+                Decimal(event["input_token_price"]),
+                Decimal(event["output_token_price"]),
+            )
+        cached_price = event.get("cached_input_token_price")
+        write_price = event.get("cache_write_token_price")
         return token_cost(
             event["tokens_in"],
             event["tokens_out"],
             Decimal(event["input_token_price"]),
             Decimal(event["output_token_price"]),
+            event.get("cached_tokens_in", 0),
+            event.get("cache_write_tokens", 0),
+            None if cached_price is None else Decimal(cached_price),
+            None if write_price is None else Decimal(write_price),
         )
     return Decimal(event["amount"])
 
@@ -173,8 +251,15 @@ def format_ns(nanoseconds: int) -> str:
 
 
 def finalize(event: WireEvent) -> WireEvent:
-    """Give a hot-path event its final wire form (idempotent; delivery thread only)."""
+    """Give a hot-path event its final wire form (idempotent; delivery thread only).
+
+    An event priced while its project's price table was missing or stale
+    carries ``(book, prices given, model)`` under ``REPRICE``: its prices are
+    settled now, from a fresh table, before its cost is worked out."""
     if type(event["timestamp"]) is int:
+        pending = event.pop(REPRICE, None)
+        if pending is not None:
+            pending[0].reprice(event, pending[1], pending[2])
         event["timestamp"] = format_ns(event["timestamp"])
         event["total_cost"] = money_text(event_cost(event))
     return event

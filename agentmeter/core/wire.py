@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from ..errors import AgentMeterValidationError
 from ..models import AgentMeterModel, BillingStatus, EventType, PaymentType
@@ -140,22 +141,51 @@ class PricesQuery(WireModel):
     project_id: Identifier
 
 
+def _at_most_places(places: int) -> AfterValidator:
+    """Money with at most ``places`` decimal places (trailing zeros aside)."""
+
+    def check(value: Decimal, info: ValidationInfo) -> Decimal:
+        if value and -value.normalize().as_tuple().exponent > places:  # type: ignore[operator]
+            raise AgentMeterValidationError.for_field(
+                info.field_name or "value",
+                f"must have at most {places} decimal places, got {value}",
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+# Per 1,000,000 tokens: 12 places, so one token's price fits the 18 a ledger stores.
+PerMillion = Annotated[Money, _at_most_places(12)]
+
+
 class PriceBody(WireModel):
     """``PUT /api/prices/{model}``: prices per 1,000,000 tokens."""
 
     project_id: Identifier
     model: ModelName
-    input: Money
-    output: Money
-    cached_input: Money | None = None
-    cache_write: Money | None = None
+    input: PerMillion
+    output: PerMillion
+    cached_input: PerMillion | None = None
+    cache_write: PerMillion | None = None
 
 
 class MarkupBody(WireModel):
+    """``PUT /api/prices``: 4 decimal places at most, so a marked-up catalog
+    price stays within the 18 places a ledger stores exactly."""
+
     project_id: Identifier
-    markup_percent: Annotated[Money, Field(le=10_000)]
+    markup_percent: Annotated[Money, Field(le=10_000), _at_most_places(4)]
 
 
 class PriceKey(WireModel):
     project_id: Identifier
     model: ModelName
+
+
+class MissingPricesQuery(WireModel):
+    """``GET /api/prices/missing``: the unpriced events of a period (half-open)."""
+
+    project_id: Identifier
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None

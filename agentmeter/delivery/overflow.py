@@ -8,10 +8,7 @@ and every drop is counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from ..core.build import WireEvent, finalize
 from ..errors import AgentMeterError
@@ -121,16 +118,3 @@ class Overflow:
             logger.error(
                 "agentmeter: %d events could not be delivered and there is no outbox", len(leftover)
             )
-
-
-async def submit_async(
-    track: Callable[..., str], may_wait: bool, *args: Any, **options: Any
-) -> str:
-    """Run a ``track_*`` call from async code without blocking the event loop.
-
-    The common case takes microseconds and runs inline; one that may touch
-    the disk or wait (``may_wait``: durable, a full queue, closed) runs in a
-    worker thread."""
-    if may_wait:
-        return str(await asyncio.to_thread(track, *args, **options))
-    return str(track(*args, **options))

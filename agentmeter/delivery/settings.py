@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from ..core.price_book import PriceBook
+from ..core.token_prices import TokenPricer
 from ..errors import AgentMeterConfigurationError
 from ..pricing import to_money
 from .outbox import Outbox
@@ -33,6 +35,22 @@ def check_settings(
 def price(value: Any, default: Any, field: str) -> Any:
     """A default price of the tracker: the one given, else the client's."""
     return to_money(default if value is None else value, field)
+
+
+def token_pricer(client: Any, default_input: Any, default_output: Any) -> TokenPricer:
+    """The tracker's token pricer: its default prices (given, else the client's),
+    whether anyone chose them, and the client's price book if it has one."""
+    config = client.config
+    defaults = (
+        price(default_input, config.input_token_price, "default_input_token_price"),
+        price(default_output, config.output_token_price, "default_output_token_price"),
+    )
+    # Defaults stand in for an unknown model's prices only if someone chose them.
+    configured = (default_input, default_output) != (None, None) or bool(
+        {"input_token_price", "output_token_price"} & config.model_fields_set
+    )
+    book = getattr(client, "price_book", None)  # absent on a bare TrackerClient
+    return TokenPricer(defaults, configured, book if isinstance(book, PriceBook) else None)
 
 
 def as_outbox(outbox: str | Path | Outbox | None) -> Outbox | None:

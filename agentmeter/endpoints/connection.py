@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import AgentMeterConfig
+from ..core.price_book import PriceBook
 from ..transport import Transport
 
 
@@ -35,6 +36,9 @@ class Connection:
     events_delivered: Callable[[Sequence[Mapping[str, Any]]], None] = field(
         default=_ignore, repr=False
     )
+
+    # Each project's price table, cached (set by the client; None: the catalog alone).
+    price_book: PriceBook | None = field(default=None, repr=False)
 
     def request(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from ..core.token_prices import price_charge
+from ..core.token_prices import TokenPricer
 from ..errors import AgentMeterAPIError, NotFoundError
 from ..models import (
     APIRequestPayEvent,
@@ -151,28 +151,45 @@ class EventEndpoints:
         metadata: Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
+        cached_tokens_in: int = 0,
+        cache_write_tokens: int = 0,
+        cached_input_token_price: Decimal | float | str | None = None,
+        cache_write_token_price: Decimal | float | str | None = None,
     ) -> TokenBasedPayEvent:
         """Build (and validate) a token event.
 
-        Prices not given are the model's list prices (``model=``, else
-        ``metadata["model"]``), else the client's defaults; a model no price is
-        known for raises, unless the client was given default token prices."""
+        Prices not given are the model's (``model=``, else ``metadata["model"]``):
+        the project's own price, else the catalog's plus the project's markup
+        (the project's table is read at most once per ``price_cache_ttl``);
+        a charge naming no model uses the client's defaults. A model no price
+        is known for raises, unless the client was given default token prices.
+        ``cached_tokens_in`` (part of ``tokens_in``) and ``cache_write_tokens``
+        (on top of it) are billed at the model's cache prices when it has them."""
         config = self._connection.config
-        price_in, price_out, metadata = price_charge(
-            model,
-            metadata,
-            tokens_in,
-            (input_token_price, output_token_price),
+        pricer = TokenPricer(
             (config.input_token_price, config.output_token_price),
             bool({"input_token_price", "output_token_price"} & config.model_fields_set),
-            "raise",
+            self._connection.price_book,
         )
+        given = (
+            input_token_price,
+            output_token_price,
+            cached_input_token_price,
+            cache_write_token_price,
+        )
+        common = self._common(project_id, agent_id, user_id, metadata)
+        priced = pricer.price_now(model, common["metadata"], tokens_in, given, common["project_id"])
+        common["metadata"] = priced[4]
         return TokenBasedPayEvent(
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            input_token_price=price_in,
-            output_token_price=price_out,
-            **self._common(project_id, agent_id, user_id, metadata),
+            input_token_price=priced[0],
+            output_token_price=priced[1],
+            cached_tokens_in=cached_tokens_in,
+            cache_write_tokens=cache_write_tokens,
+            cached_input_token_price=priced[2] if cached_tokens_in else None,
+            cache_write_token_price=priced[3] if cache_write_tokens else None,
+            **common,
         )
 
     def build_instant_pay(
@@ -233,6 +250,10 @@ class EventEndpoints:
         metadata: Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
+        cached_tokens_in: int = 0,
+        cache_write_tokens: int = 0,
+        cached_input_token_price: Decimal | float | str | None = None,
+        cache_write_token_price: Decimal | float | str | None = None,
     ) -> MeterEventResponse:
         """Charge for tokens now: ``tokens_in x input price + tokens_out x output price``
         (prices as :meth:`build_token_based_pay` finds them)."""
@@ -247,6 +268,10 @@ class EventEndpoints:
                 user_id,
                 metadata,
                 model=model,
+                cached_tokens_in=cached_tokens_in,
+                cache_write_tokens=cache_write_tokens,
+                cached_input_token_price=cached_input_token_price,
+                cache_write_token_price=cache_write_token_price,
             )
         )
 

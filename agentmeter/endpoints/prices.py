@@ -7,11 +7,12 @@ catalog prices only.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from ..core.wire import MarkupBody, PriceBody, PriceKey, PricesQuery
-from ..models import ModelPrice, ProjectPrices
+from ..core.wire import MarkupBody, MissingPricesQuery, PriceBody, PriceKey, PricesQuery
+from ..models import MissingPrices, ModelPrice, ProjectPrices, UnpricedModel
 from .connection import Connection
 from .inputs import MoneyInput
 
@@ -49,6 +50,7 @@ class PriceEndpoints:
         payload: dict[str, Any] = body.to_dict()
         del payload["model"]  # it is in the path
         answer = self._connection.request("PUT", _path(body.model), body=payload)
+        self._changed(body.project_id)
         return ModelPrice.model_validate(answer)
 
     def delete_price(self, model: str, project_id: str | None = None) -> dict[str, Any]:
@@ -57,6 +59,7 @@ class PriceEndpoints:
         answer = self._connection.request(
             "DELETE", _path(key.model), params={"project_id": key.project_id}
         )
+        self._changed(key.project_id)
         return dict(answer)
 
     def set_markup(
@@ -67,7 +70,30 @@ class PriceEndpoints:
             project_id=self._connection.resolve_project(project_id), markup_percent=markup_percent
         )
         answer = self._connection.request("PUT", "/api/prices", body=body.to_dict())
+        self._changed(body.project_id)
         return ProjectPrices.model_validate(answer)
+
+    def get_missing_prices(
+        self,
+        project_id: str | None = None,
+        start_date: datetime | str | None = None,
+        end_date: datetime | str | None = None,
+    ) -> list[UnpricedModel]:
+        """The models whose events were recorded at 0 for want of a price
+        (``metadata["unpriced"]``), with their events and tokens, by name;
+        ``start_date <= time < end_date`` when given."""
+        query = MissingPricesQuery(
+            project_id=self._connection.resolve_project(project_id),
+            start_date=start_date,
+            end_date=end_date,
+        )
+        answer = self._connection.request("GET", "/api/prices/missing", params=query.to_params())
+        return MissingPrices.model_validate(answer).models
+
+    def _changed(self, project_id: str) -> None:
+        """This client's cached table of the project is out of date now."""
+        if self._connection.price_book is not None:
+            self._connection.price_book.forget(project_id)
 
 
 def _path(model: str) -> str:

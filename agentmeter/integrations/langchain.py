@@ -46,7 +46,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
-from ..capture.charge import metering_errors, tracker_of
+from ..capture.attribution import current_attribution
+from ..capture.charge import environment_client, metering_errors, tracker_of
 from ..core.ids import derived_event_id
 from ..errors import AgentMeterValidationError
 from ..pricing import model_price_table, price_for_model, to_money
@@ -278,12 +279,14 @@ class LangChainAgentMeterCallback(BaseCallbackHandler):
             usage.tokens_out,
             price_in,
             price_out,
-            (run.user_id if run else None) or self.user_id,
+            (run.user_id if run else None) or _attributed_user() or self.user_id,
             metadata,
             project_id=self.project_id,
             agent_id=self.agent_id,
             event_id=derived_event_id("langchain-run", str(run_id)),
             on_unknown_model="record",
+            cached_tokens_in=usage.cached_tokens_in,
+            cache_write_tokens=usage.cache_write_tokens,
         )
 
     def _prices_for(self, model: str) -> tuple[Decimal | None, Decimal | None]:
@@ -338,18 +341,11 @@ _current_handler: ContextVar[LangChainAgentMeterCallback | None] = ContextVar(
 )
 # LangChain adds the handler in this variable to every run started in its context.
 register_configure_hook(_current_handler, inheritable=True)
-_default_client_lock = threading.Lock()
-_default_client: Any = None
 
 
-def _client_from_environment() -> Any:
-    global _default_client
-    with _default_client_lock:
-        if _default_client is None:
-            from ..client import AgentMeterClient
-
-            _default_client = AgentMeterClient()
-        return _default_client
+def _attributed_user() -> str | None:
+    attributed = current_attribution()
+    return None if attributed is None else attributed.user_id
 
 
 @contextmanager
@@ -362,7 +358,7 @@ def meter_langchain(
     Blocks nest; the innermost wins.
     """
     handler = LangChainAgentMeterCallback(
-        client if client is not None else _client_from_environment(), user_id=user_id, **options
+        client if client is not None else environment_client(), user_id=user_id, **options
     )
     handler._scoped = True
     token = _current_handler.set(handler)

@@ -7,13 +7,17 @@ from dataclasses import dataclass
 
 from langchain_core.outputs import LLMResult
 
+from ..capture.usage import TokenUsage, extract_usage
+
 
 @dataclass(frozen=True)
 class Usage:
-    tokens_in: int
+    tokens_in: int  # every input token, cache reads included
     tokens_out: int
     model: str | None
-    cache_hit: bool
+    cache_hit: bool  # LangChain's own cache answered: nothing to bill
+    cached_tokens_in: int = 0  # the provider's cache reads, part of tokens_in
+    cache_write_tokens: int = 0  # written to the provider's cache, on top of tokens_in
 
 
 def read_usage(response: LLMResult) -> Usage | None:
@@ -27,16 +31,12 @@ def read_usage(response: LLMResult) -> Usage | None:
     usage_metadata = getattr(message, "usage_metadata", None)
     if usage_metadata:
         cache_hit = "total_cost" in usage_metadata and usage_metadata["total_cost"] == 0
-        return Usage(
-            int(usage_metadata.get("input_tokens") or 0),
-            int(usage_metadata.get("output_tokens") or 0),
-            model,
-            cache_hit,
-        )
+        found = extract_usage({"usage": usage_metadata})
+        counts = TokenUsage(0, 0) if found is None else found
+        return Usage(counts[0], counts[1], model, cache_hit, counts[2], counts[3])
     token_usage = llm_output.get("token_usage") or llm_output.get("usage")
     if isinstance(token_usage, Mapping):
-        tokens_in = token_usage.get("prompt_tokens", token_usage.get("input_tokens"))
-        tokens_out = token_usage.get("completion_tokens", token_usage.get("output_tokens"))
-        if tokens_in is not None or tokens_out is not None:
-            return Usage(int(tokens_in or 0), int(tokens_out or 0), model, False)
+        read = extract_usage({"usage": token_usage})
+        if read is not None:
+            return Usage(read[0], read[1], model, False, read[2], read[3])
     return None

@@ -26,9 +26,10 @@ from .meters import MeterStore
 from .prices import PriceStore
 from .queries import Queries
 from .schema import SCHEMA_VERSION, migrate
+from .unpriced import UnpricedQueries
 
 
-class Ledger(EventWrites, MeterStore, AdminStore, Queries, PriceStore):
+class Ledger(EventWrites, MeterStore, AdminStore, Queries, PriceStore, UnpricedQueries):
     """All ledger operations over one engine. Thread-safe; share one per process."""
 
     def __init__(self, engine: Engine, url: str) -> None:

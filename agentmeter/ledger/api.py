@@ -35,7 +35,7 @@ from ..models import AgentMeterModel, AnyEvent, MeterEvent, parse_event
 from . import Ledger
 from .admission import DEFAULT_MAX_FUTURE_SKEW, FutureLimit, KnownProjects, unknown_project
 from .errors import WireError, forbidden, idempotency_conflict, not_found
-from .events import metadata_text
+from .rows import metadata_text
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_METADATA_BYTES = 16 * 1024

@@ -10,7 +10,6 @@ an idempotency conflict (nothing changes).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,13 +17,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, select, text
+from sqlalchemy import BigInteger, Boolean, Connection, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..models import APIRequestPayEvent, InstantPayEvent, MeterEvent, TokenBasedPayEvent
+from ..models import MeterEvent
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
-from .base import LedgerBase, from_micros, now_micros, to_micros
+from .base import LedgerBase, from_micros, now_micros
 from .dialect import ExactDecimal, money_add
+from .rows import STORED_COLUMNS, differing_fields, event_row
 from .schema import events, user_meters
 
 EventKey = tuple[str, str]  # (project_id, id): an id is unique within its project
@@ -46,52 +46,6 @@ class StoredEvent:
     @property
     def timestamp(self) -> datetime:
         return from_micros(self.ts)
-
-
-def metadata_text(metadata: dict[str, Any]) -> str:
-    """The JSON a metadata dict is stored as."""
-    return json.dumps(metadata, separators=(",", ":"), default=str) if metadata else "{}"
-
-
-def event_row(event: MeterEvent, recorded_at: int, metadata: str | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": event.id,
-        "project_id": event.project_id,
-        "agent_id": event.agent_id,
-        "user_id": event.user_id,
-        "payment_type": event.payment_type.value,
-        "event_type": getattr(event, "event_type").value,  # noqa: B009 - set on every subclass
-        "ts": to_micros(event.timestamp),
-        "recorded_at": recorded_at,
-        "api_calls": 0,
-        "tokens_in": 0,
-        "tokens_out": 0,
-        "unit_price": None,
-        "input_token_price": None,
-        "output_token_price": None,
-        "amount": None,
-        "description": None,
-        "total_cost": event.total_cost,
-        "model": _model_name(event.metadata),
-        "metadata": metadata_text(event.metadata) if metadata is None else metadata,
-    }
-    if isinstance(event, APIRequestPayEvent):
-        row.update(api_calls=event.api_calls, unit_price=event.unit_price)
-    elif isinstance(event, TokenBasedPayEvent):
-        row.update(
-            tokens_in=event.tokens_in,
-            tokens_out=event.tokens_out,
-            input_token_price=event.input_token_price,
-            output_token_price=event.output_token_price,
-        )
-    elif isinstance(event, InstantPayEvent):
-        row.update(amount=event.amount, description=event.description)
-    return row
-
-
-def _model_name(metadata: dict[str, Any]) -> str | None:
-    model = metadata.get("model")
-    return str(model)[:200] if model is not None else None
 
 
 def insert_for(dialect: str, table: Any) -> Any:
@@ -163,7 +117,7 @@ class EventWrites(LedgerBase):
         if not rows:
             return {}
         found: dict[EventKey, dict[str, Any]] = {}
-        columns = [events.c[name] for name in _STORED_COLUMNS]
+        columns = [events.c[name] for name in STORED_COLUMNS]
         for project_id, ids in _ids_by_project(rows).items():
             # project_id first: the primary key's order, so the lookup uses its index.
             query = select(*columns).where(events.c.project_id == project_id, events.c.id.in_(ids))
@@ -171,25 +125,6 @@ class EventWrites(LedgerBase):
                 ((row.project_id, row.id), row._asdict()) for row in connection.execute(query)
             )
         return found
-
-
-# What makes two events with one id "the same": the column and its wire name.
-_COMPARED = {
-    "payment_type": "payment_type",
-    "agent_id": "agent_id",
-    "user_id": "user_id",
-    "ts": "timestamp",
-    "api_calls": "api_calls",
-    "unit_price": "unit_price",
-    "tokens_in": "tokens_in",
-    "tokens_out": "tokens_out",
-    "input_token_price": "input_token_price",
-    "output_token_price": "output_token_price",
-    "amount": "amount",
-    "description": "description",
-    "metadata": "metadata",
-}
-_STORED_COLUMNS = ("id", "project_id", "total_cost", *_COMPARED)
 
 
 def _key(row: Mapping[str, Any]) -> EventKey:
@@ -202,49 +137,6 @@ def _ids_by_project(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     for row in rows:
         ids[row["project_id"]].add(row["id"])
     return {project_id: sorted(chunk) for project_id, chunk in ids.items()}
-
-
-def differing_fields(
-    stored: Mapping[str, Any], incoming: Mapping[str, Any], *, time_given: bool = True
-) -> tuple[str, ...]:
-    """The wire names of the fields in which two rows of one id differ.
-
-    Money compares by value (``0.50`` is ``0.5``), metadata as parsed JSON
-    (in any key order, but ``true`` is not ``1``). ``time_given=False``: the incoming
-    time was filled in by the ledger, so it is not the sender's to differ.
-    """
-    names = []
-    for column, name in _COMPARED.items():
-        old, new = stored[column], incoming[column]
-        if old == new or (column == "ts" and not time_given):
-            continue
-        if column == "metadata" and _same_metadata(old, new):
-            continue
-        if column == "description" and not old and not new:  # None and "" alike
-            continue
-        names.append(name)
-    return tuple(names)
-
-
-def _same_metadata(old_text: str, new_text: str) -> bool:
-    """Whether two metadata texts hold the same JSON (key order and number spelling aside)."""
-    try:
-        old = json.loads(old_text, parse_constant=str)
-        new = json.loads(new_text, parse_constant=str)
-    except (ValueError, RecursionError):  # a row stored before the input checks
-        return False
-    return bool(_tagged(old) == _tagged(new))
-
-
-def _tagged(value: Any) -> Any:
-    """``value`` with each boolean marked, so that ``true`` never equals ``1``."""
-    if isinstance(value, bool):
-        return ("boolean", value)
-    if isinstance(value, dict):
-        return {key: _tagged(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_tagged(item) for item in value]
-    return value
 
 
 def _outcomes(
@@ -328,6 +220,8 @@ def add_usage(
 def _pg_array_type(column: Any) -> str:
     if isinstance(column.type, BigInteger):
         return "BIGINT[]"
+    if isinstance(column.type, Boolean):
+        return "BOOLEAN[]"
     if isinstance(column.type, ExactDecimal):
         return "NUMERIC[]"
     return "TEXT[]"

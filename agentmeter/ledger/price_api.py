@@ -1,4 +1,5 @@
-"""The wire API's price endpoints (``/api/prices``): a project's own rows and markup.
+"""The wire API's price endpoints (``/api/prices``): a project's own rows and markup,
+and the models its unpriced events name (``/api/prices/missing``).
 
 Functions of a :class:`~agentmeter.ledger.api.LedgerAPI`, which checks the
 caller's access and parses bodies the same way for every endpoint.
@@ -9,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core.wire import MarkupBody, PriceBody, PriceKey, PricesQuery
-from ..models import ModelPrice
+from ..core.wire import MarkupBody, MissingPricesQuery, PriceBody, PriceKey, PricesQuery
+from ..models import MissingPrices, ModelPrice
 from .api import Principal, parse
 from .errors import not_found
 
@@ -52,3 +53,10 @@ def set_markup(api: LedgerAPI, who: Principal, body: Any) -> dict[str, Any]:
     request = parse(MarkupBody, api.scoped(who, body))
     api.require_projects(who, [request.project_id])
     return api.ledger.set_markup(request.project_id, request.markup_percent).to_dict()
+
+
+def get_missing_prices(api: LedgerAPI, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The project's events recorded at 0 for want of a price, by model."""
+    query = parse(MissingPricesQuery, api.scoped(who, params))
+    models = api.ledger.unpriced_models(query.project_id, query.start_date, query.end_date)
+    return MissingPrices(models=models).to_dict()

@@ -51,6 +51,13 @@ def event_dict(row: Any) -> dict[str, Any]:
         item[field] = money_text(value) if isinstance(value, Decimal) else value
     if item.get("description") is None and row.payment_type == "instant_pay":
         item["description"] = ""
+    if row.payment_type == "token_based_pay":  # its token classes, when it has them
+        for field in ("cached_tokens_in", "cache_write_tokens"):
+            if getattr(row, field):
+                item[field] = getattr(row, field)
+        for field in ("cached_input_token_price", "cache_write_token_price"):
+            if getattr(row, field) is not None:
+                item[field] = money_text(getattr(row, field))
     return item
 
 

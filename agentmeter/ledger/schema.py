@@ -14,10 +14,12 @@ An event id is unique within its project (primary key ``(project_id, id)``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     ForeignKey,
@@ -28,13 +30,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
+    inspect,
     select,
     text,
+    true,
+    update,
 )
+from sqlalchemy.schema import CreateColumn
 
 from .dialect import ExactDecimal
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 metadata = MetaData()
 
 schema_version = Table(
@@ -84,12 +91,29 @@ events = Table(
     Column("amount", ExactDecimal),
     Column("description", Text),
     Column("total_cost", ExactDecimal, nullable=False),
-    Column("model", String(200)),  # metadata["model"], kept for reports by model
+    # The event's model, else metadata["model"]: kept for reports by model.
+    Column("model", String(200)),
     Column("metadata", Text, nullable=False),  # JSON object
+    # Version 4: token classes (cached input is a part of tokens_in, cache
+    # writes come on top; a class price NULL is billed at the input price),
+    # and whether the event was recorded at 0 for want of a price.
+    Column("cached_tokens_in", BigInteger, nullable=False, server_default=text("0")),
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cached_input_token_price", ExactDecimal),
+    Column("cache_write_token_price", ExactDecimal),
+    Column("unpriced", Boolean, nullable=False, server_default=false()),
     PrimaryKeyConstraint("project_id", "id", name="events_pkey"),
     Index("ix_events_project_ts", "project_id", "ts"),
     Index("ix_events_project_user_ts", "project_id", "user_id", "ts"),
     Index("ix_events_project_agent_ts", "project_id", "agent_id", "ts"),
+)
+# Only the unpriced events, few or none: a write of any other event leaves it be.
+unpriced_index = Index(
+    "ix_events_project_unpriced",
+    events.c.project_id,
+    events.c.model,
+    sqlite_where=events.c.unpriced == true(),
+    postgresql_where=events.c.unpriced == true(),
 )
 
 user_meters = Table(
@@ -174,8 +198,9 @@ def _scope_event_ids_by_project(connection: Connection) -> None:
     for index in _EVENT_INDEXES:
         connection.execute(text(f"DROP INDEX IF EXISTS {index}"))
     connection.execute(text("ALTER TABLE events RENAME TO events_v1"))
-    events.create(connection)
-    columns = ", ".join(column.name for column in events.columns)
+    events.create(connection)  # today's table: later steps find their columns there
+    old_columns = {column["name"] for column in inspect(connection).get_columns("events_v1")}
+    columns = ", ".join(column.name for column in events.columns if column.name in old_columns)
     connection.execute(text(f"INSERT INTO events ({columns}) SELECT {columns} FROM events_v1"))  # noqa: S608
     connection.execute(text("DROP TABLE events_v1"))
 
@@ -185,11 +210,55 @@ def _add_project_prices(connection: Connection) -> None:
     metadata.create_all(connection, tables=[model_prices, price_settings])
 
 
+TOKEN_CLASS_COLUMNS = (
+    "cached_tokens_in",
+    "cache_write_tokens",
+    "cached_input_token_price",
+    "cache_write_token_price",
+)
+
+
+def _add_token_classes(connection: Connection) -> None:
+    """Version 4: the token-class columns and the ``unpriced`` mark on events.
+
+    New columns with defaults (0, NULL, false), so every row stays as it was;
+    then the events recorded unpriced so far (``"unpriced": true`` in their
+    metadata) get their mark, and the index of unpriced events is made."""
+    present = {column["name"] for column in inspect(connection).get_columns("events")}
+    for name in (*TOKEN_CLASS_COLUMNS, "unpriced"):
+        if name not in present:  # a version 1 ledger got today's table in step 2
+            definition = CreateColumn(events.c[name]).compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE events ADD COLUMN {definition}"))
+    candidates = connection.execute(
+        select(events.c.project_id, events.c.id, events.c.metadata).where(
+            events.c.metadata.like('%"unpriced":true%')  # as metadata_text writes it
+        )
+    )
+    for row in candidates.all():
+        if is_unpriced(row.metadata):
+            connection.execute(
+                update(events)
+                .where(events.c.project_id == row.project_id, events.c.id == row.id)
+                .values(unpriced=True)
+            )
+    unpriced_index.create(connection, checkfirst=True)
+
+
+def is_unpriced(metadata_text: str) -> bool:
+    """Whether stored metadata marks its event as recorded at 0 for want of a price."""
+    try:
+        parsed = json.loads(metadata_text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("unpriced") is True
+
+
 # Ordered upgrade steps: (version it produces, step). Append only; a new
 # ledger skips them (it is created at the current version).
 STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _scope_event_ids_by_project),
     (3, _add_project_prices),
+    (4, _add_token_classes),
 ]
 
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 
-from ..core.wire import MarkupBody, PriceBody, PricesQuery
+from ..core.wire import MarkupBody, MissingPricesQuery, PriceBody, PricesQuery
 from ..ledger import price_api
 from ..ledger.api import LedgerAPI, Principal, query_dict
-from ..models import ModelPrice, ProjectPrices
+from ..models import MissingPrices, ModelPrice, ProjectPrices
 from .http import read_json
 from .openapi import query_parameters, request_body
 
@@ -28,7 +28,13 @@ def install_price_routes(
     principal: Callable[..., Any],
     errors: dict[int | str, Any],
 ) -> None:
-    """Add the four price routes; ``principal`` is the app's authenticated-caller dependency."""
+    """Add the price routes; ``principal`` is the app's authenticated-caller dependency.
+
+    ``GET /api/prices/missing`` is added before the ``/api/prices/{model:path}``
+    routes: routes match in the order they are added, so a ``GET`` of one
+    model's price added later cannot swallow it. (``PUT`` and ``DELETE`` of a
+    model named "missing" still reach the model routes: the method differs.)
+    """
     prices = functools.partial
     Who = Annotated[Principal, Depends(principal)]
 
@@ -51,6 +57,16 @@ def install_price_routes(
     )
     async def set_markup(request: Request, caller: Who) -> Response:
         return await ok(prices(price_api.set_markup, api), caller, await read_json(request))
+
+    @app.get(
+        "/api/prices/missing",
+        tags=["prices"],
+        response_model=MissingPrices,
+        responses=errors,
+        openapi_extra=query_parameters(MissingPricesQuery),
+    )
+    async def get_missing_prices(request: Request, caller: Who) -> Response:
+        return await ok(prices(price_api.get_missing_prices, api), caller, _params(request))
 
     @app.put(
         "/api/prices/{model:path}",

@@ -62,6 +62,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", "/api/prices", lambda api, m, q, b: price_api.get_prices(api, ADMIN, q)),
         ("PUT", "/api/prices", lambda api, m, q, b: price_api.set_markup(api, ADMIN, b)),
         (
+            "GET",
+            "/api/prices/missing",
+            lambda api, m, q, b: price_api.get_missing_prices(api, ADMIN, q),
+        ),
+        (
             "PUT",
             "/api/prices/(.+)",
             lambda api, m, q, b: price_api.set_price(api, ADMIN, _arg(m), b),

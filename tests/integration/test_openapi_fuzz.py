@@ -76,6 +76,7 @@ OPERATIONS = (
     "GET /billing-records",
     "PATCH /billing-records/{record_id}",
     "GET /api/prices",
+    "GET /api/prices/missing",
     "PUT /api/prices",
     "PUT /api/prices/{model}",
     "DELETE /api/prices/{model}",
@@ -151,10 +152,21 @@ def seeded(fuzzed_server, fuzz_headers):
                     "amount": "1.5",
                     "description": "d",
                 },
+                {  # recorded at 0 for want of a price: GET /api/prices/missing lists it
+                    **common,
+                    "id": new_id(),
+                    "payment_type": "token_based_pay",
+                    "tokens_in": 7,
+                    "input_token_price": "0",
+                    "output_token_price": "0",
+                    "cached_tokens_in": 2,
+                    "model": "unpriced-model",
+                    "metadata": {"model": "unpriced-model", "unpriced": True},
+                },
             ]
         },
     )
-    assert stored == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert stored == {"accepted": 4, "duplicates": 0, "rejected": []}
     send("PUT", "/api/meter", {**common, "threshold_amount": "10"})
     send(
         "POST",

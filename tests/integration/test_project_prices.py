@@ -48,6 +48,13 @@ def test_the_markup_is_kept_with_the_table(client):
         (lambda c: c.set_price("x" * 201, input="1", output="1"), "model"),
         (lambda c: c.set_markup("-5"), "markup_percent"),
         (lambda c: c.set_markup("10001"), "markup_percent"),
+        # Exactness: a marked-up or per-token price must fit 18 decimal places.
+        (lambda c: c.set_markup("1.00001"), "markup_percent"),
+        (lambda c: c.set_price("m", input="0.0000000000001", output="1"), "input"),
+        (
+            lambda c: c.set_price("m", input="1", output="1", cache_write="1.0000000000001"),
+            "cache_write",
+        ),
     ],
 )
 def test_bad_prices_are_refused_naming_the_field(client, call, field):

@@ -15,8 +15,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 
+import agentmeter.capture.charge as charge
 import agentmeter.integrations.langchain as integration
-from agentmeter import AgentMeterClient, LangChainAgentMeterCallback, meter_langchain
+from agentmeter import AgentMeterClient, LangChainAgentMeterCallback, attribute, meter_langchain
 
 PRICES = ("0.000003", "0.000015")
 FLAT = {"input_token_price": PRICES[0], "output_token_price": PRICES[1]}
@@ -44,6 +45,17 @@ def test_run_metadata_beats_the_blocks_user(client, lc):
     with meter_langchain(client, user_id="alice", **FLAT):
         lc.TokenChat().invoke("in=1 out=1", config={"metadata": {"user_id": "carol"}})
     assert _users(lc, client) == [("carol", 1)]
+
+
+def test_an_attribute_block_names_the_payer_of_langchain_calls(client, lc):
+    """``agentmeter.attribute`` is shared by every capture surface (issue 14)."""
+    model = lc.TokenChat()
+    with meter_langchain(client, user_id="alice", **FLAT):
+        with attribute(user_id="dave"):
+            model.invoke("in=1 out=1")
+            model.invoke("in=2 out=1", config={"metadata": {"user_id": "carol"}})
+        model.invoke("in=3 out=1")
+    assert _users(lc, client) == [("alice", 3), ("carol", 2), ("dave", 1)]
 
 
 def test_meter_langchain_blocks_nest_and_the_innermost_wins(client, lc):
@@ -137,7 +149,7 @@ def test_meter_langchain_without_a_client_uses_the_environment(lc, tmp_path, mon
     url = f"sqlite:///{tmp_path / 'env-ledger.db'}"
     monkeypatch.setenv("AGENTMETER_BASE_URL", url)
     monkeypatch.setenv("AGENTMETER_PROJECT_ID", "env-project")
-    monkeypatch.setattr(integration, "_default_client", None)
+    monkeypatch.setattr(charge, "_environment_client", None)
     with meter_langchain(user_id="envy", **FLAT) as handler:
         lc.TokenChat().invoke("in=9 out=9")
     env_client = handler.client

@@ -36,7 +36,11 @@ PARAMETERS = {
         "agent_id",
         "user_id",
         "metadata",
-        "model",  # keyword-only, issue 13
+        "model",  # keyword-only from here on, issue 13
+        "cached_tokens_in",
+        "cache_write_tokens",
+        "cached_input_token_price",
+        "cache_write_token_price",
     ],
     "get_events": [
         "project_id",

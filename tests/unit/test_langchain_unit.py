@@ -72,12 +72,15 @@ def test_only_the_first_generation_is_read():
     assert (found.tokens_in, found.tokens_out) == (9, 4)
 
 
-def test_cache_read_tokens_are_already_in_input_tokens():
+def test_cache_tokens_are_split_out_of_langchains_input_tokens_never_added():
+    """LangChain counts cache reads and writes inside input_tokens; on the wire
+    cache reads stay inside tokens_in and cache writes come on top of it."""
     details = {"cache_read": 700, "cache_creation": 100}
     found = read_usage(
         chat_result(AIMessage("x", usage_metadata=usage(1000, 3, input_token_details=details)))
     )
-    assert (found.tokens_in, found.tokens_out) == (1000, 3)
+    classes = (found.tokens_in, found.tokens_out, found.cached_tokens_in, found.cache_write_tokens)
+    assert classes == (900, 3, 700, 100)  # 900 + 100 = the 1000 input tokens, once each
 
 
 @pytest.mark.parametrize(
