@@ -9,6 +9,7 @@ import importlib
 from typing import Any
 
 from ._version import __version__
+from .capture.attribution import attribute
 from .capture.blocks import (
     UsageContext,
     track_api_request_pay,
@@ -68,6 +69,7 @@ from .models import (
     TokenBasedPayEvent,
     UserMeter,
 )
+from .integrations.wrap import wrap
 from .tracker import AgentMeterTracker
 
 _LAZY = {
@@ -131,6 +133,7 @@ __all__ = [
     "UsageContext",
     "UserMeter",
     "__version__",
+    "attribute",
     "create_client",
     "meter_agent",
     "meter_api_request_pay",
@@ -145,4 +148,5 @@ __all__ = [
     "track_instant_pay",
     "track_token_based_pay",
     "track_usage",
+    "wrap",
 ]

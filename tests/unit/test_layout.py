@@ -63,7 +63,16 @@ MAY_IMPORT = {
         "client",
         "server",
     },
-    "agentmeter": {"base", "capture", "delivery", "tracker", "client", "decorators"},
+    # integrations: only wrap(), which imports no provider SDK (nor LangChain).
+    "agentmeter": {
+        "base",
+        "capture",
+        "delivery",
+        "tracker",
+        "client",
+        "decorators",
+        "integrations",
+    },
 }
 # Budget guards live with capture (decorators enforce them), and the client
 # holds one for check_budget(): the one place the client reaches up.
