@@ -5,8 +5,9 @@ Recognised shapes (objects or dicts):
 - OpenAI: ``result.usage.prompt_tokens`` / ``completion_tokens``
 - Anthropic: ``result.usage.input_tokens`` / ``output_tokens``
 - LangChain ``AIMessage``: ``result.usage_metadata["input_tokens"]`` / ``["output_tokens"]``
-- Gemini: ``result.usage_metadata.prompt_token_count`` / ``candidates_token_count``,
-  plus ``thoughts_token_count`` (billed as output, on top of the candidates);
+- Gemini: ``result.usage_metadata.prompt_token_count`` (plus
+  ``tool_use_prompt_token_count``) / ``candidates_token_count``, plus
+  ``thoughts_token_count`` (billed as output, on top of the candidates);
   the REST body's ``usageMetadata`` with camelCase names too
 - Bedrock Converse: ``result["usage"]["inputTokens"]`` / ``["outputTokens"]``
   (a ConverseStream ``metadata`` event holds the same under ``metadata``)
@@ -58,6 +59,31 @@ _CACHED_INSIDE = {
 }
 
 
+# Gemini's tool-use prompt tokens: billed as input, counted apart from the prompt.
+_TOOL_USE_PROMPT = {
+    "prompt_token_count": "tool_use_prompt_token_count",
+    "promptTokenCount": "toolUsePromptTokenCount",
+}
+# Every usage field a streamed chunk may carry, merged field by field.
+_STREAM_FIELDS = tuple(
+    dict.fromkeys(
+        [name for input_name, outputs in _SHAPES for name in (input_name, *outputs)]
+        + [
+            "prompt_tokens_details",
+            "input_tokens_details",
+            "input_token_details",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "cacheReadInputTokens",
+            "cacheWriteInputTokens",
+            "cached_content_token_count",
+            "cachedContentTokenCount",
+            *_TOOL_USE_PROMPT.values(),
+        ]
+    )
+)
+
+
 class TokenUsage(NamedTuple):
     """The tokens of one model call, by class (see the module's convention)."""
 
@@ -70,6 +96,14 @@ class TokenUsage(NamedTuple):
 def _get(source: Any, name: str) -> Any:
     if isinstance(source, Mapping):
         return source.get(name)
+    if hasattr(type(source), "__pydantic_fields__"):
+        # An SDK's pydantic object: fields in __dict__, extras aside. getattr()
+        # of a name it lacks raises inside pydantic, at ~1 us a miss.
+        fields = source.__dict__
+        if name in fields:
+            return fields[name]
+        extra = source.__pydantic_extra__
+        return extra.get(name) if extra else None
     return getattr(source, name, None)
 
 
@@ -86,6 +120,8 @@ def _counts(usage: Any) -> TokenUsage | None:
 def _input_classes(usage: Any, input_name: str, tokens_in: int, tokens_out: int) -> TokenUsage:
     """The input side by class, in the wire's convention (cache reads inside)."""
     cached = written = 0
+    if input_name in _TOOL_USE_PROMPT:  # Gemini: tool-use prompt tokens are input too
+        tokens_in += _whole(_get(usage, _TOOL_USE_PROMPT[input_name]))
     if input_name in _CACHED_INSIDE:
         holder, name = _CACHED_INSIDE[input_name]
         source = usage if holder is None else _get(usage, holder)
@@ -164,12 +200,14 @@ def extract_stream_usage(chunks: list[Any]) -> TokenUsage | None:
     merging chunks), so those are summed. Provider chunks carry *running
     totals* (OpenAI's ``usage`` on the last chunk with
     ``stream_options={"include_usage": True}``; Anthropic's input in
-    ``message_start.message.usage``, output in ``message_delta.usage``;
-    Gemini's ``usage_metadata`` on each chunk; Bedrock's ``metadata`` event),
-    so the last value of each side wins.
+    ``message_start.message.usage``, output and later totals in
+    ``message_delta.usage``; Gemini's ``usage_metadata`` on each chunk;
+    Bedrock's ``metadata`` event), so they are merged field by field, the
+    latest value of each field winning and a field a chunk leaves out keeping
+    the earlier one (as the SDKs accumulate them).
     """
     summed: TokenUsage | None = None
-    latest: list[int | None] = [None, None, 0, 0]  # in, out, cached, written
+    merged: dict[str, Any] = {}
     for chunk in chunks:
         if chunk is None or isinstance(chunk, (str, bytes)):
             continue
@@ -182,21 +220,15 @@ def extract_stream_usage(chunks: list[Any]) -> TokenUsage | None:
                 continue
         usage = delta if delta is not None else _provider_usage(chunk)
         if usage is not None:
-            _keep_latest(usage, latest)
+            merge_usage(merged, usage)
     if summed is not None:
         return summed
-    if latest[0] is None and latest[1] is None:
-        return None
-    return TokenUsage(latest[0] or 0, latest[1] or 0, latest[2] or 0, latest[3] or 0)
+    return _counts(merged) if merged else None
 
 
-def _keep_latest(usage: Any, latest: list[int | None]) -> None:
-    """Each side's newest running total, from whichever shape this usage has."""
-    for input_name, output_names in _SHAPES:
-        tokens_in = _get(usage, input_name)
-        outputs = [_get(usage, name) for name in output_names]
-        if _is_count(tokens_in):
-            found = _input_classes(usage, input_name, tokens_in, 0)
-            latest[0], latest[2], latest[3] = found[0], found[2], found[3]
-        if any(_is_count(value) for value in outputs):
-            latest[1] = sum(_whole(value) for value in outputs)
+def merge_usage(merged: dict[str, Any], usage: Any) -> None:
+    """Lay one chunk's usage over the fields seen so far (None keeps the earlier)."""
+    for name in _STREAM_FIELDS:
+        value = _get(usage, name)
+        if value is not None:
+            merged[name] = value

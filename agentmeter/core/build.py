@@ -24,7 +24,7 @@ from .ids import new_event_id
 from .price_book import REPRICE
 
 WireEvent = dict[str, Any]
-_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -58,7 +58,7 @@ def _base(
     event_id: str | None,
     timestamp: datetime | None,
 ) -> WireEvent:
-    if event_id is not None and (type(event_id) is not str or not _EVENT_ID.match(event_id)):
+    if event_id is not None and (type(event_id) is not str or not EVENT_ID.match(event_id)):
         raise AgentMeterValidationError.for_field(
             "id", f"is not a valid event id: {event_id!r:.60}"
         )

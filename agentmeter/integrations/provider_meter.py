@@ -24,11 +24,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..capture.attribution import current_attribution
+from ..capture.attribution import Attribution, current_attribution
 from ..capture.charge import environment_client, tracker_of
 from ..capture.usage import TokenUsage
 from ..client import AgentMeterClient
-from ..core.build import check_name
+from ..core.build import EVENT_ID, check_name
 from ..core.checks import check_metadata
 from ..core.ids import derived_event_id
 
@@ -39,13 +39,18 @@ _warned_lock = threading.Lock()
 
 @dataclass
 class ModelCall:
-    """One provider call, as much of it as is known so far (streams fill it in)."""
+    """One provider call, as much of it as is known so far (streams fill it in).
+
+    The payer is taken when the call is made: a stream opened inside an
+    ``attribute()`` block and read to its end outside it is still billed
+    to the block's user."""
 
     requested_model: str | None = None
     model: str | None = None  # the model the response names
     usage: TokenUsage | None = None
     response_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # more metadata for the event
+    attribution: Attribution | None = field(default_factory=current_attribution)
 
 
 class ProviderMeter:
@@ -83,9 +88,9 @@ class ProviderMeter:
 
     def _bill(self, call: ModelCall) -> str | None:
         if call.usage is None:
-            warn_once(self.provider, f"a {self.provider} call reported no token usage; not billed")
+            warn_once(self.provider, f"{self.provider}: a call reported no token usage; not billed")
             return None
-        attributed = current_attribution()
+        attributed = call.attribution
         model = call.model or call.requested_model
         metadata: dict[str, Any] = {**self.metadata}
         if attributed is not None:
@@ -109,10 +114,17 @@ class ProviderMeter:
         )
 
     def _event_id(self, call: ModelCall) -> str | None:
-        """Named after the response: an SDK's retry or a replay bills once."""
-        if not call.response_id:
+        """Named after the response: an SDK's retry or a replay bills once.
+
+        ``openai:chatcmpl-...`` when the response id is a valid event id (the
+        common case: cheap, and readable in the ledger), else a uuid5 of it."""
+        response_id = call.response_id
+        if not response_id:
             return None
-        return derived_event_id(f"{self.provider}-response", call.response_id)
+        readable = f"{self.provider}:{response_id}"
+        if EVENT_ID.match(readable):
+            return readable
+        return derived_event_id(f"{self.provider}-response", response_id)
 
     def stream(
         self,
@@ -163,15 +175,19 @@ class _StreamBilling:
                 "agentmeter: could not read usage from a %s chunk", self.meter.provider
             )
 
-    def finish(self, *, complete: bool) -> None:
+    def finish(self, *, complete: bool, failed: bool = False) -> None:
+        """Bill once. ``failed``: the provider's stream raised (the error is the
+        user's to see): bill what arrived, warn about nothing."""
         with self._lock:
             if self._done:
                 return
             self._done = True
+        if failed and self.call.usage is None:
+            return
         if self.call.usage is None and not complete:
             warn_once(
                 f"{self.meter.provider}-abandoned",
-                f"a {self.meter.provider} stream was closed before its usage arrived; not billed",
+                f"{self.meter.provider}: a stream was closed before its usage arrived; not billed",
             )
             return
         self.meter.bill(self.call)
@@ -206,6 +222,9 @@ class MeteredStream:
                 chunk = next(self._chunks)
             except StopIteration:
                 self._billing.finish(complete=True)
+                raise
+            except BaseException:
+                self._billing.finish(complete=False, failed=True)
                 raise
             self._billing.saw(chunk)
             if self._hide is None or not self._hide(chunk):
@@ -251,13 +270,16 @@ class AsyncMeteredStream:
             except StopAsyncIteration:
                 self._billing.finish(complete=True)
                 raise
+            except BaseException:
+                self._billing.finish(complete=False, failed=True)
+                raise
             self._billing.saw(chunk)
             if self._hide is None or not self._hide(chunk):
                 return chunk
 
     async def close(self) -> None:
-        try:
-            close = getattr(self._stream, "close", None)
+        try:  # an SDK stream's close(), or an async generator's aclose()
+            close = getattr(self._stream, "close", None) or getattr(self._stream, "aclose", None)
             if close is not None:
                 await close()
         finally:

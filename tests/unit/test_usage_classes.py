@@ -123,3 +123,42 @@ def test_langchain_usage_metadata_holds_both_inside_input_tokens():
 def test_cached_tokens_never_exceed_the_input():
     usage = {"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 50}}
     assert extract_usage({"usage": usage}) == TokenUsage(10, 0, 10, 0)
+
+
+def test_a_message_delta_without_cache_fields_keeps_message_starts_cache_counts():
+    """Regression: a later total without the cache fields reset them to 0."""
+    start = {
+        "type": "message_start",
+        "message": {
+            "usage": {
+                "input_tokens": 10,
+                "cache_read_input_tokens": 90,
+                "cache_creation_input_tokens": 20,
+                "output_tokens": 1,
+            }
+        },
+    }
+    delta = {"type": "message_delta", "usage": {"input_tokens": 10, "output_tokens": 15}}
+    assert extract_stream_usage([start, delta]) == TokenUsage(100, 15, 90, 20)
+
+
+def test_pydantic_usage_objects_are_read_without_touching_missing_attributes():
+    usage = CompletionUsage(prompt_tokens=7, completion_tokens=2, total_tokens=9)
+    assert extract_usage(usage) == TokenUsage(7, 2, 0, 0)
+
+
+def test_gemini_tool_use_prompt_tokens_are_input_on_top_of_the_prompt():
+    body = {
+        "usageMetadata": {
+            "promptTokenCount": 7,
+            "toolUsePromptTokenCount": 4,
+            "candidatesTokenCount": 3,
+        }
+    }
+    assert extract_usage(body) == TokenUsage(11, 3, 0, 0)
+    sdk = SimpleNamespace(
+        usage_metadata=SimpleNamespace(
+            prompt_token_count=7, tool_use_prompt_token_count=4, candidates_token_count=3
+        )
+    )
+    assert extract_usage(sdk) == TokenUsage(11, 3, 0, 0)
