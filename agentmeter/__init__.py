@@ -6,7 +6,7 @@ The public names are those of AgentMeter 0.2, so its users' code runs as is.
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .capture.attribution import attribute
@@ -52,6 +52,7 @@ from .errors import (
     ServerError,
     UnprocessableEntityError,
 )
+from .integrations.wrap import wrap
 from .models import (
     APIRequestPayEvent,
     BatchResult,
@@ -69,26 +70,34 @@ from .models import (
     TokenBasedPayEvent,
     UserMeter,
 )
-from .integrations.wrap import wrap
 from .tracker import AgentMeterTracker
 
+if TYPE_CHECKING:
+    from .async_client import AsyncAgentMeterClient
+
+# Names that load on first use: (their module, the extra they need, what it installs).
 _LAZY = {
-    "LangChainAgentMeterCallback": "agentmeter.integrations.langchain",
-    "meter_langchain": "agentmeter.integrations.langchain",
+    "AsyncAgentMeterClient": ("agentmeter.async_client", "async", "httpx"),
+    "LangChainAgentMeterCallback": (
+        "agentmeter.integrations.langchain",
+        "langchain",
+        "langchain-core",
+    ),
+    "meter_langchain": ("agentmeter.integrations.langchain", "langchain", "langchain-core"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """LangChain names load on first use (they need the ``langchain`` extra)."""
-    module_name = _LAZY.get(name)
-    if module_name is None:
+    """The async client and the LangChain names load on first use (each needs an extra)."""
+    lazy = _LAZY.get(name)
+    if lazy is None:
         raise AttributeError(f"module 'agentmeter' has no attribute {name!r}")
+    module_name, extra, package = lazy
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ImportError(
-            f"{name} needs langchain-core ({exc.name} is missing): "
-            "pip install 'agentmeter[langchain]'"
+            f"{name} needs {package} ({exc.name} is missing): pip install 'agentmeter[{extra}]'"
         ) from exc
     return getattr(module, name)
 
@@ -103,6 +112,7 @@ __all__ = [
     "AgentMeterError",
     "AgentMeterTracker",
     "AgentMeterValidationError",
+    "AsyncAgentMeterClient",
     "AuthenticationError",
     "BadRequestError",
     "BatchResult",

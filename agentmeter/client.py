@@ -7,6 +7,9 @@ and returns typed models. Project, agent and user default to the client's.
 The endpoint methods are written once, in one object per concern under
 :mod:`agentmeter.endpoints`; the client holds those objects and forwards to
 them (``_delegate`` keeps each method's real signature for ``help()`` and mypy).
+Each endpoint is a sans-I/O plan (:mod:`agentmeter.endpoints.plan`) that
+this client carries out in place and :class:`~agentmeter.async_client.AsyncAgentMeterClient`
+awaits: one definition per endpoint, two thin executors.
 """
 
 from __future__ import annotations
@@ -150,10 +153,7 @@ class AgentMeterClient:
 
     # ------------------------------------------------------------ health
 
-    def health_check(self) -> dict[str, Any]:
-        """``GET /health``: ``{"status": "healthy", "version": ...}``."""
-        answer = self._connection.request("GET", "/health")
-        return dict(answer) if isinstance(answer, Mapping) else {"status": answer}
+    health_check = _delegate(QueryEndpoints.health_check, "_queries")
 
     # ---------------------------------------------------------- plumbing
 

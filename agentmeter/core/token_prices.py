@@ -176,9 +176,21 @@ class TokenPricer:
         """A direct call's prices: the project's table read now if stale; an
         unknown model raises."""
         table = None
-        wanted = given[0] is None or given[1] is None
-        if self.book is not None and wanted and model_named(model, metadata) is not None:
+        if self.book is not None and self.needs_table(model, metadata, given):
             table = self.book.current(project_id, strict=True)
+        return self.price_with(model, metadata, tokens_in, given, table)
+
+    def needs_table(self, model: Any, metadata: Any, given: Given) -> bool:
+        """Whether a direct call must read the project's table first (a
+        model is named and a price is missing): the read that may block."""
+        wanted = given[0] is None or given[1] is None
+        return self.book is not None and wanted and model_named(model, metadata) is not None
+
+    def price_with(
+        self, model: Any, metadata: Any, tokens_in: Any, given: Given, table: PriceTable | None
+    ) -> Priced:
+        """A direct call's prices with the project's table already read; an
+        unknown model raises."""
         return price_charge(
             model,
             metadata,

@@ -2,7 +2,7 @@
 
 Project endpoints need the admin key (a project key reaches its own project
 only). Ids in paths are percent-encoded, and an empty one is refused before
-anything is sent.
+anything is sent. Each method is a plan (:mod:`agentmeter.endpoints.plan`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..errors import AgentMeterValidationError
 from ..models import BillingRecord, BillingStatus, Project
 from .connection import Connection
 from .inputs import Moment, MoneyInput
+from .plan import Call, Plan, endpoint
 
 
 def _segment(value: str, field: str) -> str:
@@ -38,42 +39,47 @@ class AdminEndpoints:
 
     # ---------------------------------------------------------- projects
 
+    @endpoint
     def create_project(
         self, name: str, description: str | None = None, project_id: str | None = None
-    ) -> Project:
+    ) -> Plan[Project]:
         """Create a project (admin key). Its ``api_key`` is in this answer only."""
         body = ProjectCreateBody(name=name, description=description, id=project_id)
-        return Project.from_dict(
-            self._connection.request("POST", "/projects", body=body.to_params(), idempotent=False)
-        )
+        answer = yield Call("POST", "/projects", body=body.to_params(), idempotent=False)
+        return Project.from_dict(answer)
 
-    def get_project(self, project_id: str) -> Project:
+    @endpoint
+    def get_project(self, project_id: str) -> Plan[Project]:
         """One project by id (its ``api_key`` is not shown again)."""
         path = f"/projects/{_segment(project_id, 'project_id')}"
-        return Project.from_dict(self._connection.request("GET", path))
+        return Project.from_dict((yield Call("GET", path)))
 
-    def list_projects(self) -> list[Project]:
+    @endpoint
+    def list_projects(self) -> Plan[list[Project]]:
         """Every project (admin key); a project key sees only its own."""
-        answer = self._connection.request("GET", "/projects")
+        answer = yield Call("GET", "/projects")
         items = answer.get("projects", []) if isinstance(answer, Mapping) else answer
         return [Project.from_dict(item) for item in items]
 
+    @endpoint
     def update_project(
         self, project_id: str, name: str | None = None, description: str | None = None
-    ) -> Project:
+    ) -> Plan[Project]:
         """Rename a project or change its description (admin key; None leaves a field as is)."""
         body = ProjectUpdateBody(name=name, description=description)
         path = f"/projects/{_segment(project_id, 'project_id')}"
-        return Project.from_dict(self._connection.request("PATCH", path, body=body.to_params()))
+        return Project.from_dict((yield Call("PATCH", path, body=body.to_params())))
 
-    def delete_project(self, project_id: str) -> dict[str, Any]:
+    @endpoint
+    def delete_project(self, project_id: str) -> Plan[dict[str, Any]]:
         """Delete a project and everything stored for it: ``{"deleted": true}``."""
         path = f"/projects/{_segment(project_id, 'project_id')}"
-        answer = self._connection.request("DELETE", path)
+        answer = yield Call("DELETE", path)
         return dict(answer) if isinstance(answer, Mapping) else {"deleted": True}
 
     # --------------------------------------------------- billing records
 
+    @endpoint
     def create_billing_record(
         self,
         project_id: str | None = None,
@@ -81,7 +87,7 @@ class AdminEndpoints:
         period_end: Moment | None = None,
         amount: MoneyInput | None = None,
         status: BillingStatus | str = BillingStatus.PENDING,
-    ) -> BillingRecord:
+    ) -> Plan[BillingRecord]:
         """Record a bill for a period. Without ``amount`` the server sums the
         period's event costs and rounds the sum to cents (half-even)."""
         body = BillingCreateBody(
@@ -91,27 +97,25 @@ class AdminEndpoints:
             amount=amount,
             status=status,
         )
-        answer = self._connection.request(
-            "POST", "/billing-records", body=body.to_params(), idempotent=False
-        )
+        answer = yield Call("POST", "/billing-records", body=body.to_params(), idempotent=False)
         return BillingRecord.from_dict(answer)
 
-    def list_billing_records(self, project_id: str | None = None) -> list[BillingRecord]:
+    @endpoint
+    def list_billing_records(self, project_id: str | None = None) -> Plan[list[BillingRecord]]:
         """The project's billing records."""
         query = BillingListQuery(project_id=self._connection.resolve_project(project_id))
-        answer = self._connection.request("GET", "/billing-records", params=query.to_params())
+        answer = yield Call("GET", "/billing-records", params=query.to_params())
         items = answer.get("billing_records", []) if isinstance(answer, Mapping) else answer
         return [BillingRecord.from_dict(item) for item in items]
 
+    @endpoint
     def update_billing_record(
         self,
         record_id: str,
         status: BillingStatus | str | None = None,
         amount: MoneyInput | None = None,
-    ) -> BillingRecord:
+    ) -> Plan[BillingRecord]:
         """Change a billing record's status or amount (None leaves a field as it is)."""
         body = BillingUpdateBody(status=status, amount=amount)
         path = f"/billing-records/{_segment(record_id, 'record_id')}"
-        return BillingRecord.from_dict(
-            self._connection.request("PATCH", path, body=body.to_params())
-        )
+        return BillingRecord.from_dict((yield Call("PATCH", path, body=body.to_params())))

@@ -1,9 +1,12 @@
 """What every endpoint group shares: where requests go, and the client's defaults.
 
 The client makes one :class:`Connection` and hands it to each endpoint group
-(events, queries, meters, admin). The groups tell the client what happened
-(a meter changed, events were delivered) through the hooks held here, not by
-calling the client: this layer sits below the client and never imports it.
+(events, queries, meters, admin, prices). The groups tell the client what
+happened (a meter changed, events were delivered) through the hooks held
+here, not by calling the client: this layer sits below the client and never
+imports it. The hooks only touch memory (caches), so a plan may call them
+from the event loop too; the one that blocks, ``settle_before_meter_change``,
+is yielded as a :class:`~agentmeter.endpoints.plan.Blocking` step.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ def _ignore(*_: object) -> None:
 
 @dataclass(eq=False)
 class Connection:
-    """The settings and transport every endpoint group sends through, and
-    the client's hooks for what those requests change."""
+    """The settings and (sync) transport every endpoint group sends through,
+    and the client's hooks for what those requests change. The async client
+    shares its sync twin's connection and only carries the plans elsewhere."""
 
     config: AgentMeterConfig
     transport: Transport
@@ -39,18 +43,6 @@ class Connection:
 
     # Each project's price table, cached (set by the client; None: the catalog alone).
     price_book: PriceBook | None = field(default=None, repr=False)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        idempotent: bool = True,
-    ) -> Any:
-        """Send one request through the transport; the parsed JSON answer."""
-        return self.transport.request(method, path, params=params, body=body, idempotent=idempotent)
 
     def resolve_project(self, project_id: str | None) -> str:
         """The project given, else the client's, else the transport's; never empty."""

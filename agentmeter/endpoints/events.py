@@ -3,16 +3,19 @@
 ``send_batch`` is the path the tracker uses: events already in their wire
 form, 1000 per request, falling back to one request per event on a server
 without the batch endpoint (remembered: later batches go one by one at once).
+Each sending method is a plan (:mod:`agentmeter.endpoints.plan`); the
+``build_*`` methods send nothing and stay plain methods.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from ..core.token_prices import TokenPricer
+from ..core.token_prices import Given, TokenPricer
 from ..errors import AgentMeterAPIError, NotFoundError
 from ..models import (
     APIRequestPayEvent,
@@ -25,6 +28,7 @@ from ..models import (
     TokenBasedPayEvent,
 )
 from .connection import Connection
+from .plan import Blocking, Call, Plan, endpoint, run_sending_nothing
 
 logger = logging.getLogger("agentmeter")
 MAX_BATCH = 1000
@@ -40,37 +44,48 @@ class EventEndpoints:
         # Set when the server answered 404 to the batch endpoint (an old server).
         self.batch_endpoint_missing = False
 
-    def record_event(self, event: MeterEvent) -> MeterEventResponse:
+    @endpoint
+    def record_event(self, event: MeterEvent) -> Plan[MeterEventResponse]:
         """Send one event. Its id makes resending it safe: it is stored once."""
+        return (yield from self._send(event))
+
+    def _send(self, event: MeterEvent) -> Plan[MeterEventResponse]:
         if not isinstance(event, MeterEvent):
             raise TypeError(
                 "record_event() takes an APIRequestPayEvent, TokenBasedPayEvent or InstantPayEvent"
             )
-        answer = self._connection.request("POST", "/api/meter/event", body=event.to_dict())
+        answer = yield Call("POST", "/api/meter/event", body=event.to_dict())
         return MeterEventResponse.from_dict(answer)
 
-    def record_events(self, events: Iterable[MeterEvent]) -> BatchResult:
+    @endpoint
+    def record_events(self, events: Iterable[MeterEvent]) -> Plan[BatchResult]:
         """Send many events through the batch endpoint, 1000 per request.
 
         Invalid events come back in ``rejected``; the others are stored. On a
         server without the batch endpoint (404) events are sent one by one.
         """
-        return self.send_batch([event.to_dict() for event in events])
+        return (yield from self._send_batch([event.to_dict() for event in events], None))
 
+    @endpoint
     def send_batch(
         self,
         events: Sequence[Mapping[str, Any]],
         *,
         sleep: Callable[[float], None] | None = None,
-    ) -> BatchResult:
+    ) -> Plan[BatchResult]:
         """Send events already in their wire form (the tracker's path); see record_events.
 
         ``sleep`` replaces the retry policy's sleep (the tracker's can be cut
         short by shutdown).
         """
+        return (yield from self._send_batch(events, sleep))
+
+    def _send_batch(
+        self, events: Sequence[Mapping[str, Any]], sleep: Callable[[float], None] | None
+    ) -> Plan[BatchResult]:
         total = BatchResult()
         for start in range(0, len(events), MAX_BATCH):
-            part = self._send_chunk(events[start : start + MAX_BATCH], sleep)
+            part = yield from self._send_chunk(events[start : start + MAX_BATCH], sleep)
             total.accepted += part.accepted
             total.duplicates += part.duplicates
             total.rejected.extend(
@@ -82,31 +97,27 @@ class EventEndpoints:
 
     def _send_chunk(
         self, events: Sequence[Mapping[str, Any]], sleep: Callable[[float], None] | None
-    ) -> BatchResult:
+    ) -> Plan[BatchResult]:
         if not events:
             return BatchResult()
         if not self.batch_endpoint_missing:
             body = {"events": list(events)}
             try:
-                answer = self._connection.transport.request(
-                    "POST", "/api/meter/events/batch", body=body, sleep=sleep
-                )
+                answer = yield Call("POST", "/api/meter/events/batch", body=body, sleep=sleep)
                 return BatchResult.from_dict(answer)
             except NotFoundError:
                 logger.info("server has no batch endpoint; sending events one by one")
                 self.batch_endpoint_missing = True
-        return self._send_one_by_one(events, sleep)
+        return (yield from self._send_one_by_one(events, sleep))
 
     def _send_one_by_one(
         self, events: Sequence[Mapping[str, Any]], sleep: Callable[[float], None] | None
-    ) -> BatchResult:
+    ) -> Plan[BatchResult]:
         result = BatchResult()
         for index, event in enumerate(events):
             try:
                 answer = MeterEventResponse.from_dict(
-                    self._connection.transport.request(
-                        "POST", "/api/meter/event", body=event, sleep=sleep
-                    )
+                    (yield Call("POST", "/api/meter/event", body=event, sleep=sleep))
                 )
             except AgentMeterAPIError as exc:
                 if exc.status_code not in _REJECTING_STATUSES:
@@ -165,20 +176,49 @@ class EventEndpoints:
         is known for raises, unless the client was given default token prices.
         ``cached_tokens_in`` (part of ``tokens_in``) and ``cache_write_tokens``
         (on top of it) are billed at the model's cache prices when it has them."""
+        return run_sending_nothing(
+            self._token_event(
+                tokens_in,
+                tokens_out,
+                (
+                    input_token_price,
+                    output_token_price,
+                    cached_input_token_price,
+                    cache_write_token_price,
+                ),
+                (project_id, agent_id, user_id, metadata),
+                model,
+                cached_tokens_in,
+                cache_write_tokens,
+            )
+        )
+
+    def _token_event(
+        self,
+        tokens_in: int,
+        tokens_out: int,
+        given: Given,
+        who: tuple[str | None, str | None, str | None, Mapping[str, Any] | None],
+        model: str | None,
+        cached_tokens_in: int,
+        cache_write_tokens: int,
+    ) -> Plan[TokenBasedPayEvent]:
+        """build_token_based_pay's work; reading the project's price table
+        (when stale) is its one Blocking step."""
         config = self._connection.config
         pricer = TokenPricer(
             (config.input_token_price, config.output_token_price),
             bool({"input_token_price", "output_token_price"} & config.model_fields_set),
             self._connection.price_book,
         )
-        given = (
-            input_token_price,
-            output_token_price,
-            cached_input_token_price,
-            cache_write_token_price,
-        )
-        common = self._common(project_id, agent_id, user_id, metadata)
-        priced = pricer.price_now(model, common["metadata"], tokens_in, given, common["project_id"])
+        common = self._common(*who)
+        table = None
+        book = pricer.book
+        if book is not None and pricer.needs_table(model, common["metadata"], given):
+            table = yield Blocking(
+                functools.partial(book.current, common["project_id"], strict=True)
+            )
+        priced = pricer.price_with(model, common["metadata"], tokens_in, given, table)
         common["metadata"] = priced[4]
         return TokenBasedPayEvent(
             tokens_in=tokens_in,
@@ -222,6 +262,7 @@ class EventEndpoints:
             "metadata": {} if metadata is None else metadata,  # the model checks and copies it
         }
 
+    @endpoint
     def record_api_request_pay(
         self,
         api_calls: int = 1,
@@ -230,14 +271,14 @@ class EventEndpoints:
         agent_id: str | None = None,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> MeterEventResponse:
+    ) -> Plan[MeterEventResponse]:
         """Charge ``api_calls x unit_price`` now (the default price is the config's)."""
-        return self.record_event(
-            self.build_api_request_pay(
-                api_calls, unit_price, project_id, agent_id, user_id, metadata
-            )
+        event = self.build_api_request_pay(
+            api_calls, unit_price, project_id, agent_id, user_id, metadata
         )
+        return (yield from self._send(event))
 
+    @endpoint
     def record_token_based_pay(
         self,
         tokens_in: int = 0,
@@ -254,27 +295,26 @@ class EventEndpoints:
         cache_write_tokens: int = 0,
         cached_input_token_price: Decimal | float | str | None = None,
         cache_write_token_price: Decimal | float | str | None = None,
-    ) -> MeterEventResponse:
+    ) -> Plan[MeterEventResponse]:
         """Charge for tokens now: ``tokens_in x input price + tokens_out x output price``
         (prices as :meth:`build_token_based_pay` finds them)."""
-        return self.record_event(
-            self.build_token_based_pay(
-                tokens_in,
-                tokens_out,
+        event = yield from self._token_event(
+            tokens_in,
+            tokens_out,
+            (
                 input_token_price,
                 output_token_price,
-                project_id,
-                agent_id,
-                user_id,
-                metadata,
-                model=model,
-                cached_tokens_in=cached_tokens_in,
-                cache_write_tokens=cache_write_tokens,
-                cached_input_token_price=cached_input_token_price,
-                cache_write_token_price=cache_write_token_price,
-            )
+                cached_input_token_price,
+                cache_write_token_price,
+            ),
+            (project_id, agent_id, user_id, metadata),
+            model,
+            cached_tokens_in,
+            cache_write_tokens,
         )
+        return (yield from self._send(event))
 
+    @endpoint
     def record_instant_pay(
         self,
         amount: Decimal | float | str,
@@ -283,8 +323,7 @@ class EventEndpoints:
         agent_id: str | None = None,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> MeterEventResponse:
+    ) -> Plan[MeterEventResponse]:
         """Charge ``amount`` now."""
-        return self.record_event(
-            self.build_instant_pay(amount, description, project_id, agent_id, user_id, metadata)
-        )
+        event = self.build_instant_pay(amount, description, project_id, agent_id, user_id, metadata)
+        return (yield from self._send(event))

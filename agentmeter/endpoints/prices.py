@@ -2,7 +2,7 @@
 
 Prices here are per 1,000,000 tokens (as providers list them). A project's
 price of a model overrides the catalog's; the markup (percent) applies to
-catalog prices only.
+catalog prices only. Each method is a plan (:mod:`agentmeter.endpoints.plan`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ..core.wire import MarkupBody, MissingPricesQuery, PriceBody, PriceKey, Pri
 from ..models import MissingPrices, ModelPrice, ProjectPrices, UnpricedModel
 from .connection import Connection
 from .inputs import MoneyInput
+from .plan import Call, Plan, endpoint
 
 
 class PriceEndpoints:
@@ -23,12 +24,14 @@ class PriceEndpoints:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def get_prices(self, project_id: str | None = None) -> ProjectPrices:
+    @endpoint
+    def get_prices(self, project_id: str | None = None) -> Plan[ProjectPrices]:
         """The project's markup and its own price rows (not the catalog's)."""
         query = PricesQuery(project_id=self._connection.resolve_project(project_id))
-        answer = self._connection.request("GET", "/api/prices", params=query.to_params())
+        answer = yield Call("GET", "/api/prices", params=query.to_params())
         return ProjectPrices.model_validate(answer)
 
+    @endpoint
     def set_price(
         self,
         model: str,
@@ -37,7 +40,7 @@ class PriceEndpoints:
         cached_input: MoneyInput | None = None,
         cache_write: MoneyInput | None = None,
         project_id: str | None = None,
-    ) -> ModelPrice:
+    ) -> Plan[ModelPrice]:
         """Price ``model`` for this project, per 1,000,000 tokens of each class."""
         body = PriceBody(
             project_id=self._connection.resolve_project(project_id),
@@ -49,36 +52,37 @@ class PriceEndpoints:
         )
         payload: dict[str, Any] = body.to_dict()
         del payload["model"]  # it is in the path
-        answer = self._connection.request("PUT", _path(body.model), body=payload)
+        answer = yield Call("PUT", _path(body.model), body=payload)
         self._changed(body.project_id)
         return ModelPrice.model_validate(answer)
 
-    def delete_price(self, model: str, project_id: str | None = None) -> dict[str, Any]:
+    @endpoint
+    def delete_price(self, model: str, project_id: str | None = None) -> Plan[dict[str, Any]]:
         """Remove the project's own price of ``model`` (the catalog's applies again)."""
         key = PriceKey(project_id=self._connection.resolve_project(project_id), model=model)
-        answer = self._connection.request(
-            "DELETE", _path(key.model), params={"project_id": key.project_id}
-        )
+        answer = yield Call("DELETE", _path(key.model), params={"project_id": key.project_id})
         self._changed(key.project_id)
         return dict(answer)
 
+    @endpoint
     def set_markup(
         self, markup_percent: MoneyInput, project_id: str | None = None
-    ) -> ProjectPrices:
+    ) -> Plan[ProjectPrices]:
         """Charge catalog prices plus ``markup_percent`` % (0 to 10,000)."""
         body = MarkupBody(
             project_id=self._connection.resolve_project(project_id), markup_percent=markup_percent
         )
-        answer = self._connection.request("PUT", "/api/prices", body=body.to_dict())
+        answer = yield Call("PUT", "/api/prices", body=body.to_dict())
         self._changed(body.project_id)
         return ProjectPrices.model_validate(answer)
 
+    @endpoint
     def get_missing_prices(
         self,
         project_id: str | None = None,
         start_date: datetime | str | None = None,
         end_date: datetime | str | None = None,
-    ) -> list[UnpricedModel]:
+    ) -> Plan[list[UnpricedModel]]:
         """The models whose events were recorded at 0 for want of a price
         (``metadata["unpriced"]``), with their events and tokens, by name;
         ``start_date <= time < end_date`` when given."""
@@ -87,7 +91,7 @@ class PriceEndpoints:
             start_date=start_date,
             end_date=end_date,
         )
-        answer = self._connection.request("GET", "/api/prices/missing", params=query.to_params())
+        answer = yield Call("GET", "/api/prices/missing", params=query.to_params())
         return MissingPrices.model_validate(answer).models
 
     def _changed(self, project_id: str) -> None:

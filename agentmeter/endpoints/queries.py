@@ -1,17 +1,20 @@
-"""The client's read endpoints: stored events, totals, and the usage report.
+"""The client's read endpoints: stored events, totals, the usage report, and health.
 
 Each method turns its arguments into a wire query (checked there, nothing
-sent when one is wrong) and the answer into models.
+sent when one is wrong) and the answer into models. Each method is a plan
+(:mod:`agentmeter.endpoints.plan`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..core.wire import EventQuery, ReportQuery, StatsQuery
 from ..models import EventType, MeterEvent, MeterStats, PaymentType, ReportRow, parse_event
 from .connection import Connection
 from .inputs import Moment
+from .plan import Call, Plan, endpoint
 
 
 class QueryEndpoints:
@@ -20,6 +23,7 @@ class QueryEndpoints:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
+    @endpoint
     def get_events(
         self,
         project_id: str | None = None,
@@ -31,7 +35,7 @@ class QueryEndpoints:
         limit: int | None = None,
         offset: int | None = None,
         payment_type: PaymentType | str | None = None,
-    ) -> list[MeterEvent]:
+    ) -> Plan[list[MeterEvent]]:
         """Stored events, newest first (``limit`` at most 1000, default 100)."""
         query = EventQuery(
             project_id=self._connection.resolve_project(project_id),
@@ -44,22 +48,23 @@ class QueryEndpoints:
             limit=100 if limit is None else limit,
             offset=offset or 0,
         )
-        answer = self._connection.request("GET", "/api/meter/events", params=query.to_params())
+        answer = yield Call("GET", "/api/meter/events", params=query.to_params())
         items = answer.get("events", []) if isinstance(answer, Mapping) else answer
         return [parse_event(item) for item in items]
 
+    @endpoint
     def get_meter_stats(
         self, project_id: str | None = None, timeframe: str = "30 days"
-    ) -> MeterStats:
+    ) -> Plan[MeterStats]:
         """Totals over ``timeframe``: ``"1 hour"``, ``"24 hours"``, ``"7 days"``,
         ``"30 days"``, ``"all"`` (or ``"N hours"``, ``"N days"``)."""
         query = StatsQuery(
             project_id=self._connection.resolve_project(project_id), timeframe=timeframe
         )
-        return MeterStats.from_dict(
-            self._connection.request("GET", "/api/meter/stats", params=query.to_params())
-        )
+        answer = yield Call("GET", "/api/meter/stats", params=query.to_params())
+        return MeterStats.from_dict(answer)
 
+    @endpoint
     def get_report(
         self,
         project_id: str | None = None,
@@ -69,7 +74,7 @@ class QueryEndpoints:
         end_date: Moment | None = None,
         user_id: str | None = None,
         agent_id: str | None = None,
-    ) -> list[ReportRow]:
+    ) -> Plan[list[ReportRow]]:
         """Usage and cost per period (hour, day, month), grouped by any of
         user, agent, payment_type and model."""
         groups = [group_by] if isinstance(group_by, str) else list(group_by or [])
@@ -82,6 +87,12 @@ class QueryEndpoints:
             user_id=user_id,
             agent_id=agent_id,
         )
-        answer = self._connection.request("GET", "/api/meter/report", params=query.to_params())
+        answer = yield Call("GET", "/api/meter/report", params=query.to_params())
         rows = answer.get("rows", []) if isinstance(answer, Mapping) else answer
         return [ReportRow.from_dict(row) for row in rows]
+
+    @endpoint
+    def health_check(self) -> Plan[dict[str, Any]]:
+        """``GET /health``: ``{"status": "healthy", "version": ...}``."""
+        answer = yield Call("GET", "/health")
+        return dict(answer) if isinstance(answer, Mapping) else {"status": answer}

@@ -3,11 +3,15 @@
 :class:`HttpTransport` speaks HTTP to a server; the embedded transport
 (``base_url="sqlite:///..."``) runs the same request against a local ledger
 in process. Both raise the same errors.
+
+:class:`AsyncTransport` is the async client's: ``httpx`` for a server
+(:mod:`~agentmeter.transport.async_http`), a worker thread for the embedded
+ledger and any other blocking transport (:mod:`~agentmeter.transport.threaded`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from .retry import RetryPolicy, is_retryable
@@ -37,4 +41,34 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["RetryPolicy", "Transport", "is_retryable"]
+class AsyncTransport(Protocol):
+    """A :class:`Transport` whose requests are awaited; same answers, same errors."""
+
+    default_project_id: str | None
+
+    @property
+    def describe(self) -> str:
+        """Where requests go, for reprs and logs (never the key)."""
+        ...
+
+    @property
+    def concurrency(self) -> int:
+        """How many calls it carries at once; the async client admits that many,
+        and the rest wait their turn without doing any work on the loop."""
+        ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+__all__ = ["AsyncTransport", "RetryPolicy", "Transport", "is_retryable"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -19,18 +18,13 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from .._version import __version__
 from ..core import jsonio as _json
 from ..core.lifecycle import register_fork_reset
-from ..errors import (
-    AgentMeterAPIError,
-    AgentMeterConnectionError,
-    api_error,
-    scrub,
-    scrub_data,
-)
+from ..errors import AgentMeterConnectionError, scrub
+from .http_wire import HttpAnswer, query_pairs, read_answer
+from .http_wire import retry_after as _retry_after  # noqa: F401 - tests import it from here
 from .retry import RetryPolicy
 
 logger = logging.getLogger("agentmeter")
 USER_AGENT = f"agentmeter-python/{__version__}"
-_MAX_ERROR_TEXT = 500
 
 
 class HttpTransport:
@@ -48,15 +42,17 @@ class HttpTransport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._timeouts = (connect_timeout, timeout)
         self.retry = retry or RetryPolicy()
-        self._pool_size = pool_size
+        self.pool_size = pool_size
         self._session = self._new_session()
         register_fork_reset(self)
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -114,20 +110,14 @@ class HttpTransport:
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
-        if response.status_code >= 400:
-            raise self._api_error(response)
-        if 300 <= response.status_code < 400:
-            location = response.headers.get("Location", "?")
-            raise self._api_error(
-                response, f"the server redirects to {location}; use that URL as base_url"
-            )
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return _json.loads(response.content)
-        except ValueError:
-            pass
-        raise self._api_error(response, "the answer is not JSON")
+        answer = HttpAnswer(
+            response.status_code,
+            response.reason,
+            response.content,
+            response.headers,
+            lambda: response.text,
+        )
+        return read_answer(answer, self._api_key)
 
     def _send(
         self,
@@ -168,56 +158,6 @@ class HttpTransport:
         hint = "; check that the server at AGENTMETER_BASE_URL is running and reachable"
         return AgentMeterConnectionError(text + hint, timeout=timeout, sent=sent)
 
-    def _api_error(
-        self, response: requests.Response, problem: str | None = None
-    ) -> AgentMeterAPIError:
-        payload: dict[str, Any] | None = None
-        code, message = None, problem or response.reason or "error"
-        try:
-            parsed = _json.loads(response.content) if response.content else None
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            payload = parsed
-            error = parsed.get("error")
-            if isinstance(error, Mapping):
-                code = str(error.get("code") or "") or None
-                message = str(error.get("message") or message)
-            elif "detail" in parsed:  # servers that answer FastAPI's default shape
-                message = str(parsed["detail"])
-        elif response.text and problem is None:
-            message = response.text[:_MAX_ERROR_TEXT]
-        return api_error(
-            response.status_code,
-            scrub(message, [self._api_key]),
-            code=code,
-            response_data=scrub_data(payload, [self._api_key]),
-            request_id=response.headers.get("X-Request-ID"),
-            retry_after=_retry_after(response.headers.get("Retry-After")),
-        )
-
-
-def query_pairs(params: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
-    """Drop None values, repeat list values, write decimals and times exactly."""
-    if not params:
-        return None
-    pairs: list[tuple[str, str]] = []
-    for key, value in params.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for item in values:
-            if item is not None:
-                pairs.append((key, _query_text(item)))
-    return pairs
-
-
-def _query_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    encoded = _json.dumps(value)  # decimals, times, enums in their wire text
-    return encoded[1:-1] if encoded.startswith('"') else encoded
-
 
 def _never_connected(exc: requests.RequestException) -> bool:
     """True when the TCP connection was never made, so nothing reached the server."""
@@ -237,17 +177,3 @@ def _never_connected(exc: requests.RequestException) -> bool:
             else nested or current.__cause__ or current.__context__
         )
     return False
-
-
-def _retry_after(header: str | None) -> float | None:
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())

@@ -27,7 +27,7 @@ from ..errors import api_error
 from ..ledger import Ledger, price_api
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict
 from ..ledger.errors import WireError
-from .http import query_pairs
+from .http_wire import query_pairs
 
 logger = logging.getLogger("agentmeter")
 DEFAULT_LEDGER = Path.home() / ".agentmeter" / "ledger.db"

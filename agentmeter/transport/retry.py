@@ -9,17 +9,20 @@ Waits grow exponentially with jitter; a ``Retry-After`` header is honoured
 as the minimum wait (clamped to ``max_wait``). Attempts are bounded in
 number and by an overall deadline. ``random`` and ``sleep`` are fields so
 tests (and the tracker, whose sleeps shutdown must interrupt) can control
-them.
+them; ``asleep`` is the waiting of the async client (:meth:`RetryPolicy.arun`,
+tenacity's ``AsyncRetrying`` with the very same rules), which never blocks
+the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random as _random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 
@@ -50,6 +53,7 @@ class RetryPolicy:
     max_wait: float = 30.0
     random: Callable[[], float] = field(default=_random.random, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    asleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
 
     def backoff(self, attempt_number: int, exc: BaseException | None) -> float:
         """Seconds to wait after the given failed attempt (1-based)."""
@@ -69,17 +73,38 @@ class RetryPolicy:
         describe: str = "request",
     ) -> T:
         """Call ``attempt`` until it succeeds, fails for good, or the budget ends."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent)),
-            wait=lambda state: self.backoff(
+        retrying = tenacity.Retrying(sleep=sleep or self.sleep, **self._rules(idempotent, describe))
+        return retrying(attempt)
+
+    async def arun(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        describe: str = "request",
+    ) -> T:
+        """:meth:`run` for a coroutine: the same rules, waits awaited (``asleep``)."""
+        retrying = tenacity.AsyncRetrying(
+            sleep=sleep or self.asleep, **self._rules(idempotent, describe)
+        )
+
+        async def attempt_once() -> T:  # tenacity awaits only a coroutine *function*
+            return await attempt()
+
+        return await retrying(attempt_once)
+
+    def _rules(self, idempotent: bool, describe: str) -> dict[str, Any]:
+        """Which failures are retried, the waits, the bounds: one set for both runners."""
+        return {
+            "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent)),
+            "wait": lambda state: self.backoff(
                 state.attempt_number, state.outcome.exception() if state.outcome else None
             ),
-            stop=self._should_stop,
-            sleep=sleep or self.sleep,
-            before_sleep=lambda state: _log_retry(state, describe),
-            reraise=True,
-        )
-        return retrying(attempt)
+            "stop": self._should_stop,
+            "before_sleep": lambda state: _log_retry(state, describe),
+            "reraise": True,
+        }
 
     def _should_stop(self, state: tenacity.RetryCallState) -> bool:
         if state.attempt_number >= self.max_attempts:

@@ -28,6 +28,7 @@ TOP_LEVEL = {
     "config",  # base
     "pricing",  # base: money
     "client",  # entry point
+    "async_client",  # entry point (the async extra)
     "tracker",  # entry point
     "decorators",  # entry point
     "testing",  # entry point
@@ -47,6 +48,16 @@ MAY_IMPORT = {
     "delivery": {"base", "transport"},
     "tracker": {"base", "transport", "delivery"},
     "client": {"base", "transport", "endpoints", "delivery", "tracker", "capture.budget"},
+    # An async face on a sync client it holds (the tracker, budget, price book are its).
+    "async_client": {
+        "base",
+        "transport",
+        "endpoints",
+        "delivery",
+        "tracker",
+        "client",
+        "capture.budget",
+    },
     "capture": {"base", "delivery", "tracker", "client"},
     "decorators": {"base", "capture", "tracker", "client"},
     "integrations": {"base", "capture", "delivery", "tracker", "client"},
@@ -70,6 +81,7 @@ MAY_IMPORT = {
         "delivery",
         "tracker",
         "client",
+        "async_client",  # for type checkers only: it loads on first use
         "decorators",
         "integrations",
     },
