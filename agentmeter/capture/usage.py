@@ -94,7 +94,7 @@ class TokenUsage(NamedTuple):
 
 
 def _get(source: Any, name: str) -> Any:
-    if isinstance(source, Mapping):
+    if type(source) is dict or isinstance(source, Mapping):
         return source.get(name)
     if hasattr(type(source), "__pydantic_fields__"):
         # An SDK's pydantic object: fields in __dict__, extras aside. getattr()

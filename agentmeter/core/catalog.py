@@ -94,8 +94,12 @@ def _prices_at(
 ) -> ModelPrices | None:
     input_rate = _per_token(rates.get("input_mtok"), prompt_tokens)
     output_rate = _per_token(rates.get("output_mtok"), prompt_tokens)
-    if input_rate is None or output_rate is None:
+    if input_rate is None:
         return None  # priced per image, second or request: not a token model
+    if output_rate is None:  # an embedding model: input only, it produces no tokens
+        if any(key.startswith("output") for key in rates):
+            return None  # output priced per image or audio second: not ours to guess
+        output_rate = Decimal(0)
     return ModelPrices(
         model=model,
         provider=provider,

@@ -155,3 +155,13 @@ def test_lookups_never_touch_the_network(monkeypatch):
 def test_any_name_gives_prices_or_none(name):
     found = model_prices(name)
     assert found is None or (found.input >= 0 and found.output >= 0)
+
+
+def test_an_embedding_model_is_priced_by_its_input_alone():
+    """Regression: a model with an input price and no output price (embeddings)
+    was unknown, so every embeddings call was recorded unpriced."""
+    prices = model_prices("gemini-embedding-001")
+    assert prices is not None
+    assert prices.input == Decimal("0.15") / 1_000_000
+    assert prices.output == 0
+    assert model_prices("dall-e-3") is None  # priced per image: still not a token model

@@ -41,6 +41,8 @@ Handler = Callable[[str, str, dict[str, str], Any], Reply]
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 128  # 200 concurrent calls must not be reset at connect
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that left mid-stream (an abandoned stream, by design): not news."""
 
