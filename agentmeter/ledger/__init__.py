@@ -26,10 +26,13 @@ from .meters import MeterStore
 from .prices import PriceStore
 from .queries import Queries
 from .schema import SCHEMA_VERSION, migrate
+from .sessions import DashboardSession, SessionStore
 from .unpriced import UnpricedQueries
 
 
-class Ledger(EventWrites, MeterStore, AdminStore, Queries, PriceStore, UnpricedQueries):
+class Ledger(
+    EventWrites, MeterStore, AdminStore, Queries, PriceStore, UnpricedQueries, SessionStore
+):
     """All ledger operations over one engine. Thread-safe; share one per process."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -143,6 +146,7 @@ def _where(ledger: Ledger) -> str:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DashboardSession",
     "KeyRecord",
     "Ledger",
     "StoredEvent",

@@ -41,7 +41,7 @@ from sqlalchemy.schema import CreateColumn
 
 from .dialect import ExactDecimal
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 metadata = MetaData()
 
 schema_version = Table(
@@ -162,6 +162,22 @@ price_settings = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# Version 5: dashboard sign-ins. Only the token's SHA-256 is kept (the browser
+# has the token), and the hash of the key that signed in, so revoking the key
+# ends its sessions. Expired rows are purged by expires_at.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "admin" | "project"
+    Column("project_id", String(64)),  # NULL for an admin session
+    Column("key_hash", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_dashboard_sessions_expires_at", "expires_at"),
+)
+
 
 _EVENT_INDEXES = ("ix_events_project_ts", "ix_events_project_user_ts", "ix_events_project_agent_ts")
 
@@ -177,6 +193,7 @@ def _create_current(connection: Connection) -> None:
             billing_records,
             model_prices,
             price_settings,
+            dashboard_sessions,
         ],
     )
 
@@ -244,6 +261,11 @@ def _add_token_classes(connection: Connection) -> None:
     unpriced_index.create(connection, checkfirst=True)
 
 
+def _add_dashboard_sessions(connection: Connection) -> None:
+    """Version 5: the dashboard's sessions (a new table only, no row touched)."""
+    metadata.create_all(connection, tables=[dashboard_sessions])
+
+
 def is_unpriced(metadata_text: str) -> bool:
     """Whether stored metadata marks its event as recorded at 0 for want of a price."""
     try:
@@ -259,6 +281,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _scope_event_ids_by_project),
     (3, _add_project_prices),
     (4, _add_token_classes),
+    (5, _add_dashboard_sessions),
 ]
 
 
