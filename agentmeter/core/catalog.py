@@ -196,3 +196,15 @@ def _per_token(rate: Any, prompt_tokens: int) -> Decimal | None:
         if prompt_tokens > tier.start:  # past a tier's start, the whole call pays its rate
             chosen = tier.price
     return chosen / PER_MILLION
+
+
+@lru_cache(maxsize=1)
+def catalog_models() -> tuple[tuple[str, str], ...]:
+    """Every (provider, model id) the catalog prices per token, sorted: for
+    listings such as the dashboard's price table (lookups use :func:`catalog_entry`)."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    listed = {
+        (provider.id, info.id) for provider in get_snapshot().providers for info in provider.models
+    }
+    return tuple(sorted(listed, key=lambda pair: (pair[1], pair[0])))

@@ -64,6 +64,7 @@ class EventQuery(WireModel):
     user_id: Text | None = None
     event_type: EventType | None = None
     payment_type: PaymentType | None = None
+    model: Text | None = None
     start_date: UtcDatetime | None = None
     end_date: UtcDatetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)

@@ -35,6 +35,7 @@ class QueryEndpoints:
         limit: int | None = None,
         offset: int | None = None,
         payment_type: PaymentType | str | None = None,
+        model: str | None = None,
     ) -> Plan[list[MeterEvent]]:
         """Stored events, newest first (``limit`` at most 1000, default 100)."""
         query = EventQuery(
@@ -43,6 +44,7 @@ class QueryEndpoints:
             user_id=user_id,
             event_type=event_type,
             payment_type=payment_type,
+            model=model,
             start_date=start_date,
             end_date=end_date,
             limit=100 if limit is None else limit,

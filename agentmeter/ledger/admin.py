@@ -87,10 +87,14 @@ class AdminStore(LedgerBase):
             )
 
     def find_key(self, key: str) -> KeyRecord | None:
+        return self.find_key_hash(hash_key(key))
+
+    def find_key_hash(self, key_hash: str) -> KeyRecord | None:
+        """The stored key with this hash (a dashboard session keeps only the hash)."""
         with self.reading() as connection:
             row = connection.execute(
                 select(api_keys.c.kind, api_keys.c.project_id).where(
-                    api_keys.c.key_hash == hash_key(key)
+                    api_keys.c.key_hash == key_hash
                 )
             ).first()
         return KeyRecord(row.kind, row.project_id) if row else None

@@ -34,6 +34,17 @@ class MeterStore(LedgerBase):
             row = _find(connection, project_id, user_id)
         return None if row is None else _meter(row, project_id, user_id)
 
+    def meters_of(self, project_id: str, user_ids: list[str]) -> dict[str, UserMeter]:
+        """The meters of these users that exist, by user id (one query)."""
+        if not user_ids:
+            return {}
+        statement = select(user_meters).where(
+            user_meters.c.project_id == project_id, user_meters.c.user_id.in_(user_ids)
+        )
+        with self.reading() as connection:
+            rows = connection.execute(statement).all()
+        return {row.user_id: _meter(row, project_id, row.user_id) for row in rows}
+
     def set_threshold(self, project_id: str, user_id: str, threshold: Decimal) -> UserMeter:
         return self._upsert(project_id, user_id, threshold, {"threshold_amount": threshold})
 

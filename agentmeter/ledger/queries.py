@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from ..core.checks import INT_LIMIT, MAX_METADATA_DEPTH
 from ..core.jsonio import format_time
@@ -51,7 +52,9 @@ def event_dict(row: Any) -> dict[str, Any]:
         item[field] = money_text(value) if isinstance(value, Decimal) else value
     if item.get("description") is None and row.payment_type == "instant_pay":
         item["description"] = ""
-    if row.payment_type == "token_based_pay":  # its token classes, when it has them
+    if row.payment_type == "token_based_pay":  # its model and token classes, when it has them
+        if row.model is not None:
+            item["model"] = row.model
         for field in ("cached_tokens_in", "cache_write_tokens"):
             if getattr(row, field):
                 item[field] = getattr(row, field)
@@ -108,23 +111,40 @@ class Queries(LedgerBase):
         """Events matching every given filter, newest first."""
         if query.offset > MAX_SQL_INTEGER:  # no row lies that far; SQL cannot even say it
             return []
-        statement = select(events).where(events.c.project_id == query.project_id)
-        for field in ("agent_id", "user_id"):
-            value = getattr(query, field)
-            if value is not None:
-                statement = statement.where(events.c[field] == value)
-        if query.event_type is not None:
-            statement = statement.where(events.c.event_type == query.event_type.value)
-        if query.payment_type is not None:
-            statement = statement.where(events.c.payment_type == query.payment_type.value)
-        statement = _time_range(statement, query.start_date, query.end_date)
         statement = (
-            statement.order_by(events.c.ts.desc(), events.c.id.desc())
+            _matching(query)
+            .order_by(events.c.ts.desc(), events.c.id.desc())
             .limit(query.limit)
             .offset(query.offset)
         )
         with self.reading() as connection:
             return [event_dict(row) for row in connection.execute(statement)]
+
+    def event_pages(
+        self, query: EventQuery, page_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every event matching the query's filters (not its limit and offset),
+        newest first, a page at a time: for exports of any size.
+
+        Pages follow each other by key (time, then id), not by offset, so each
+        costs the same however deep it lies; each is read in its own short
+        transaction, so writers are never held up by a long export.
+        """
+        after: tuple[int, str] | None = None
+        while True:
+            statement = _matching(query)
+            if after is not None:
+                ts, event_id = after
+                statement = statement.where(
+                    or_(events.c.ts < ts, and_(events.c.ts == ts, events.c.id < event_id))
+                )
+            statement = statement.order_by(events.c.ts.desc(), events.c.id.desc()).limit(page_size)
+            with self.reading() as connection:
+                rows = connection.execute(statement).all()
+            if not rows:
+                return
+            yield [event_dict(row) for row in rows]
+            after = (rows[-1].ts, rows[-1].id)
 
     def stats(self, project_id: str, timeframe: str) -> MeterStats:
         window = parse_timeframe(timeframe)
@@ -157,9 +177,41 @@ class Queries(LedgerBase):
         period = period_expr(self.dialect, query.granularity, events.c.ts).label("period")
         keys = list(dict.fromkeys(GROUP_COLUMNS[group] for group in query.group_by))
         group_columns = [events.c[key] for key in keys]
+        statement = self._grouped([period, *group_columns], query)
+        statement = statement.order_by(
+            period, *(column.asc().nulls_first() for column in group_columns)
+        )
+        with self.reading() as connection:
+            result = connection.execute(statement).all()
+        return [_report_row(row, query.granularity, keys) for row in result]
+
+    def breakdown(
+        self, query: ReportQuery, *, contains: str | None = None, limit: int = 10, offset: int = 0
+    ) -> tuple[list[ReportRow], int]:
+        """The report's sums over its whole range, one row per value of its one
+        group key, costliest first; and how many such values there are.
+
+        ``contains`` keeps the values holding that text (a dashboard's search).
+        Rows carry ``period="all"``.
+        """
+        (key,) = [GROUP_COLUMNS[group] for group in query.group_by]
+        column = events.c[key]
+        statement = self._grouped([column, func.count().over().label("groups")], query)
+        if contains:
+            statement = statement.where(column.contains(contains, autoescape=True))
+        cost = statement.selected_columns.cost
+        statement = statement.order_by(cost.desc(), column.asc().nulls_first())
+        statement = statement.limit(limit).offset(offset)
+        with self.reading() as connection:
+            result = connection.execute(statement).all()
+        groups = int(result[0].groups) if result else 0
+        return [_report_row(row, "all", [key]) for row in result], groups
+
+    def _grouped(self, columns: list[Any], query: ReportQuery) -> Select[Any]:
+        """The report's sums grouped by ``columns``' first entries, over its filters."""
+        grouping = [column for column in columns if column.name != "groups"]
         statement: Select[Any] = select(
-            period,
-            *group_columns,
+            *columns,
             func.count().label("events"),
             _int_sum(events.c.api_calls).label("api_calls"),
             _int_sum(events.c.tokens_in).label("tokens_in"),
@@ -171,12 +223,21 @@ class Queries(LedgerBase):
             if value is not None:
                 statement = statement.where(events.c[field] == value)
         statement = _time_range(statement, query.start_date, query.end_date)
-        statement = statement.group_by(period, *group_columns).order_by(
-            period, *(column.asc().nulls_first() for column in group_columns)
-        )
-        with self.reading() as connection:
-            result = connection.execute(statement).all()
-        return [_report_row(row, query.granularity, keys) for row in result]
+        return statement.group_by(*grouping)
+
+
+def _matching(query: EventQuery) -> Select[Any]:
+    """The events of the query's project that pass each of its filters."""
+    statement = select(events).where(events.c.project_id == query.project_id)
+    for field in ("agent_id", "user_id", "model"):
+        value = getattr(query, field)
+        if value is not None:
+            statement = statement.where(events.c[field] == value)
+    if query.event_type is not None:
+        statement = statement.where(events.c.event_type == query.event_type.value)
+    if query.payment_type is not None:
+        statement = statement.where(events.c.payment_type == query.payment_type.value)
+    return _time_range(statement, query.start_date, query.end_date)
 
 
 def _time_range(statement: Select[Any], start: Any, end: Any) -> Select[Any]:
@@ -187,8 +248,8 @@ def _time_range(statement: Select[Any], start: Any, end: Any) -> Select[Any]:
     return statement
 
 
-def _period_label(value: Any, granularity: str) -> str:
-    if granularity == "month":
+def period_label(value: Any, granularity: str) -> str:
+    if granularity in ("month", "all"):
         return str(value)
     moment = from_micros(int(value))
     return format_time(moment) if granularity == "hour" else moment.date().isoformat()
@@ -197,7 +258,7 @@ def _period_label(value: Any, granularity: str) -> str:
 def _report_row(row: Any, granularity: str, keys: list[str]) -> ReportRow:
     groups = {key: getattr(row, key) for key in keys}
     return ReportRow(
-        period=_period_label(row.period, granularity),
+        period=period_label(getattr(row, "period", "all"), granularity),
         events=int(row.events),
         api_calls=int(row.api_calls),
         tokens_in=int(row.tokens_in),

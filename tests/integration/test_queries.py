@@ -380,3 +380,24 @@ def test_meter_inputs_are_validated_on_both_sides(client):
         assert [detail["field"] for detail in caught.value.details] == [field], body
     assert client.get_user_meter("u1").current_usage == Decimal(0)
     assert client.get_user_meter("u1").threshold_amount is None
+
+
+# ------------------------------------------------------- events by model
+
+
+def test_events_are_listed_by_model_and_carry_it(client):
+    """``GET /api/meter/events?model=`` keeps that model's events (the event's own
+    model, else its metadata's), and a token event read back names its model."""
+    at = datetime.now(timezone.utc) - timedelta(hours=1)
+    prices = {"input_token_price": "0.000001", "output_token_price": "0.000002"}
+    own = TokenBasedPayEvent(
+        project_id=client.project_id, agent_id="a1", user_id="u1", timestamp=at, model="gpt-4o",
+        tokens_in=10, tokens_out=5, **prices,
+    )  # fmt: skip
+    tagged = make(client, "tokens", at, model="gpt-4o", tokens_in=1, tokens_out=1, **prices)
+    other = make(client, "tokens", at, model="claude-sonnet-4", tokens_in=1, tokens_out=1, **prices)
+    assert client.record_events([own, tagged, other]).accepted == 3
+    listed = client.get_events(model="gpt-4o")
+    assert sorted(event.id for event in listed) == sorted([own.id, tagged.id])
+    assert {event.model for event in listed} == {"gpt-4o"}
+    assert client.get_events(model="no-such-model") == []

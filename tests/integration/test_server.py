@@ -68,6 +68,7 @@ def test_the_openapi_document_lists_every_wire_path(live_server):
                 "user_id",
                 "event_type",
                 "payment_type",
+                "model",
                 "start_date",
                 "end_date",
                 "limit",

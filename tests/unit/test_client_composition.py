@@ -52,6 +52,7 @@ PARAMETERS = {
         "limit",
         "offset",
         "payment_type",
+        "model",
     ],
     "get_report": [
         "project_id",
