@@ -44,6 +44,7 @@ from ..models import (
     ReportRow,
     UserMeter,
 )
+from .dashboard.mount import install_dashboard
 from .http import KeyChecker, install_error_handlers, json_response, read_json
 from .openapi import install_openapi, query_parameters, request_body
 from .prices import install_price_routes
@@ -133,6 +134,7 @@ def create_app(
     _event_routes(app, api, ok, created)
     _meter_routes(app, api, ok)
     _admin_routes(app, api, ok, created)
+    install_dashboard(app, ledger, api, app.state.key_checker)
     return app
 
 

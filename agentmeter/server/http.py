@@ -53,12 +53,18 @@ class KeyChecker:
             raise WireError(
                 401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'"
             )
-        digest = hash_key(key)
-        if self._admin_hash and hmac.compare_digest(digest, self._admin_hash):
-            return ADMIN
-        record = await run_in_threadpool(self.ledger.find_key, key)
-        if record is None:
+        principal = await self.principal_of(hash_key(key))
+        if principal is None:
             raise WireError(401, "unauthorized", "the API key is not valid")
+        return principal
+
+    async def principal_of(self, key_hash: str) -> Principal | None:
+        """Who holds the key with this hash now (None: no such key, or revoked)."""
+        if self._admin_hash and hmac.compare_digest(key_hash, self._admin_hash):
+            return ADMIN
+        record = await run_in_threadpool(self.ledger.find_key_hash, key_hash)
+        if record is None:
+            return None
         return ADMIN if record.kind == "admin" else Principal("project", record.project_id)
 
 

@@ -1,0 +1,1 @@
+"""The web dashboard that ``agentmeter serve`` shows at ``/`` (docs/dashboard.md)."""

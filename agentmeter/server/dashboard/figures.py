@@ -1,0 +1,154 @@
+"""What each dashboard page shows, read through the ledger queries the wire API uses.
+
+The overview is two of them: ``report`` by model and agent per bucket (its
+rows give the totals, the chart and both breakdowns, summed exactly here)
+and ``breakdown`` by user (the top users and how many were active). So a
+page's figures are the API's figures, and the heavy lifting stays in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from ...core.wire import ReportQuery
+from ...ledger import Ledger
+from ...ledger.base import to_micros
+from ...ledger.queries import period_label
+from ...models import ReportRow, UserMeter
+from ...pricing import ZERO, money_sum
+from .periods import Period, bucket_starts
+
+TOP = 10
+PAGE = 50
+
+
+@dataclass
+class Sums:
+    """Events, calls, tokens and exact cost of some set of events."""
+
+    events: int = 0
+    api_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: Decimal = ZERO
+
+    def add(self, row: ReportRow) -> None:
+        self.events += row.events
+        self.api_calls += row.api_calls
+        self.tokens_in += row.tokens_in
+        self.tokens_out += row.tokens_out
+        self.cost = money_sum((self.cost, row.cost))
+
+
+@dataclass
+class Share:
+    """One value of a breakdown (a model, agent or user) and its sums."""
+
+    name: str | None
+    sums: Sums
+
+
+@dataclass
+class Overview:
+    totals: Sums
+    series: list[tuple[str, Sums]]  # (bucket label, sums), every bucket of the period
+    by_model: list[Share]
+    by_agent: list[Share]
+    top_users: list[Share]
+    active_users: int
+
+
+@dataclass
+class UserRow:
+    share: Share
+    meter: UserMeter | None = None
+
+    @property
+    def remaining(self) -> Decimal | None:
+        meter = self.meter
+        if meter is None or meter.threshold_amount is None:
+            return None
+        return meter.threshold_amount - meter.current_usage
+
+
+@dataclass
+class UsersPage:
+    rows: list[UserRow] = field(default_factory=list)
+    total: int = 0  # users with events in the period (matching the search)
+
+
+def overview(ledger: Ledger, project_id: str, period: Period) -> Overview:
+    rows = ledger.report(_query(project_id, period, ["model", "agent"]))
+    users, active = ledger.breakdown(_query(project_id, period, ["user"]), limit=TOP)
+    totals = Sums()
+    for row in rows:
+        totals.add(row)
+    return Overview(
+        totals=totals,
+        series=series_of(rows, period),
+        by_model=_shares(rows, "model"),
+        by_agent=_shares(rows, "agent_id"),
+        top_users=[Share(row.user_id, _sums(row)) for row in users],
+        active_users=active,
+    )
+
+
+def cost_over_time(
+    ledger: Ledger, project_id: str, period: Period, user_id: str
+) -> list[tuple[str, Sums]]:
+    """One user's sums per bucket of the period."""
+    query = _query(project_id, period, [], user_id=user_id)
+    return series_of(ledger.report(query), period)
+
+
+def users_page(
+    ledger: Ledger, project_id: str, period: Period, search: str, page: int
+) -> UsersPage:
+    query = _query(project_id, period, ["user"])
+    rows, total = ledger.breakdown(query, contains=search or None, limit=PAGE, offset=page * PAGE)
+    user_ids = [row.user_id for row in rows if row.user_id is not None]
+    meters = ledger.meters_of(project_id, user_ids)
+    shares = [Share(row.user_id, _sums(row)) for row in rows]
+    return UsersPage([UserRow(share, meters.get(share.name or "")) for share in shares], total)
+
+
+def series_of(rows: Iterable[ReportRow], period: Period) -> list[tuple[str, Sums]]:
+    """Report rows summed per bucket, with an empty entry for each quiet bucket."""
+    buckets = {_label(start, period.bucket): Sums() for start in bucket_starts(period)}
+    for row in rows:
+        buckets.setdefault(row.period, Sums()).add(row)
+    return list(buckets.items())
+
+
+def _query(
+    project_id: str, period: Period, group_by: list[str], user_id: str | None = None
+) -> ReportQuery:
+    return ReportQuery(
+        project_id=project_id,
+        granularity=period.bucket,
+        group_by=group_by,
+        start_date=period.start,
+        end_date=period.end,
+        user_id=user_id,
+    )
+
+
+def _label(start: datetime, bucket: str) -> str:
+    if bucket == "month":
+        return start.strftime("%Y-%m")
+    return period_label(to_micros(start), bucket)
+
+
+def _shares(rows: Iterable[ReportRow], key: str) -> list[Share]:
+    sums: dict[str | None, Sums] = {}
+    for row in rows:
+        sums.setdefault(getattr(row, key), Sums()).add(row)
+    shares = [Share(name, total) for name, total in sums.items()]
+    return sorted(shares, key=lambda share: (-share.sums.cost, share.name or ""))
+
+
+def _sums(row: ReportRow) -> Sums:
+    return Sums(row.events, row.api_calls, row.tokens_in, row.tokens_out, row.cost)
