@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal,
     literal_column,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
@@ -77,6 +78,31 @@ class _DecimalSum:
         return money_text(self.total)
 
 
+_KEY_DIGITS = 60  # each side of the point: far beyond any amount the ledger holds
+_FLIP = str.maketrans("0123456789", "9876543210")
+
+
+def decimal_key(value: str | int | None) -> str | None:
+    """Text that sorts like the number: SQLite stores money as decimal text,
+    which sorts "2" after "100"; ordering by this key sorts by value, exactly."""
+    if value is None:
+        return None
+    number = Decimal(value)
+    digits = format(abs(number), "f")
+    whole, _, fraction = digits.partition(".")
+    fixed = whole.rjust(_KEY_DIGITS, "0") + fraction.ljust(_KEY_DIGITS, "0")
+    if number < 0:
+        return "0" + fixed.translate(_FLIP)
+    return "1" + fixed
+
+
+def money_order(dialect_name: str, column: Any) -> ColumnElement[Any]:
+    """An expression to ORDER BY a money column (or sum) by its value."""
+    if dialect_name == "sqlite":
+        return func.decimal_key(column)
+    return column  # type: ignore[no-any-return]
+
+
 def _decimal_add(left: str | int | None, right: str | int | None) -> str:
     return money_text(MONEY_CONTEXT.add(Decimal(left or 0), Decimal(right or 0)))
 
@@ -122,6 +148,7 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         cursor.close()
         dbapi_connection.create_function("decimal_add", 2, _decimal_add, deterministic=True)
         dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+        dbapi_connection.create_function("decimal_key", 1, decimal_key, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -191,3 +218,9 @@ def period_expr(dialect_name: str, granularity: str, ts_column: Any) -> ColumnEl
     if dialect_name == "sqlite":
         return func.strftime("%Y-%m", seconds, "unixepoch")
     return func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYY-MM")
+
+
+def insert_for(dialect: str, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)

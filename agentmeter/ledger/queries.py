@@ -21,7 +21,7 @@ from ..core.wire import GROUP_COLUMNS, EventQuery, ReportQuery, parse_timeframe
 from ..models import MeterStats, ReportRow
 from ..pricing import money_text
 from .base import LedgerBase, from_micros, now_micros, to_micros
-from .dialect import money_sum, period_expr
+from .dialect import money_order, money_sum, period_expr
 from .schema import events
 
 # The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
@@ -199,7 +199,7 @@ class Queries(LedgerBase):
         statement = self._grouped([column, func.count().over().label("groups")], query)
         if contains:
             statement = statement.where(column.contains(contains, autoescape=True))
-        cost = statement.selected_columns.cost
+        cost = money_order(self.dialect, statement.selected_columns.cost)
         statement = statement.order_by(cost.desc(), column.asc().nulls_first())
         statement = statement.limit(limit).offset(offset)
         with self.reading() as connection:
