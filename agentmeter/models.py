@@ -62,6 +62,12 @@ from .core.fields import (
     validation_error_from,
 )
 from .core.ids import new_event_id
+from .core.webhook_models import (
+    AlertSettings,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .errors import AgentMeterValidationError
 from .pricing import ZERO, api_request_cost, token_cost
 
@@ -246,10 +252,12 @@ __all__ = [
     "TOKEN_CLASS_FIELDS",
     "APIRequestPayEvent",
     "AgentMeterModel",
+    "AlertSettings",
     "AnyEvent",
     "BatchResult",
     "BillingRecord",
     "BillingStatus",
+    "DeliveryStatus",
     "ErrorInfo",
     "EventType",
     "InstantPayEvent",
@@ -267,6 +275,8 @@ __all__ = [
     "TokenBasedPayEvent",
     "UnpricedModel",
     "UserMeter",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "parse_event",
     "utc_now",
 ]

@@ -18,6 +18,12 @@ project must show exactly the events sent: the count and the Decimal total.
     python benchmarks/server_ingest.py --batch-events 10000 --single-events 500   # quicker
     python benchmarks/server_ingest.py --json          # one JSON object instead of a table
     python benchmarks/server_ingest.py --stages        # where a batch's time goes (no server)
+    python benchmarks/server_ingest.py --alerts        # with alerts configured (issue 17)
+
+``--alerts`` configures each project as a team using alerts would before the
+clock starts: a webhook endpoint subscribed to every alert type, daily and
+monthly spend limits, and a threshold for each of the 100 users (high enough
+that the run crosses none: the figure is the cost of watching, per write).
 
 Exits 1 when the ledger does not hold exactly what was sent.
 """
@@ -202,6 +208,22 @@ def post_all(
     return run
 
 
+def configure_alerts(server_url: str, project_id: str, key: str) -> None:
+    """An endpoint for every alert type, spend limits, a threshold per user."""
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def call(method: str, path: str, body: dict) -> None:
+        body = {"project_id": project_id, **body}
+        answer = requests.request(method, server_url + path, json=body, headers=headers, timeout=30)
+        answer.raise_for_status()
+
+    types = ["meter.threshold_crossed", "project.spend_exceeded", "billing_record.created"]
+    call("POST", "/api/webhooks", {"url": "http://127.0.0.1:9/hooks", "event_types": types})
+    call("PUT", "/api/alerts", {"daily_limit": "1000000000", "monthly_limit": "1000000000"})
+    for number in range(100):
+        call("PUT", "/api/meter", {"user_id": f"user-{number}", "threshold_amount": "1000000000"})
+
+
 def check_batch(answer: requests.Response) -> str | None:
     if answer.status_code != 200:
         return f"{answer.status_code} {answer.text[:200]}"
@@ -357,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", action="store_true", help="keep the ledger directory")
+    parser.add_argument("--alerts", action="store_true", help="configure alerts first")
     parser.add_argument(
         "--stages",
         action="store_true",
@@ -384,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             answer.raise_for_status()
             keys[project_id] = answer.json()["api_key"]
+            if options.alerts:
+                configure_alerts(server.url, project_id, keys[project_id])
+        results["alerts"] = options.alerts
 
         # (a) batches of 1,000
         events, batch_total = make_events(options.batch_events, "bench-batch", 0)

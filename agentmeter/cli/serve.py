@@ -51,6 +51,12 @@ Examples:
     help="Refuse events stamped more than this many seconds after the server's "
     "clock (422 naming timestamp); 'off' accepts any time.",
 )
+@click.option(
+    "--private-webhooks/--no-private-webhooks",
+    default=None,
+    help="Whether webhook endpoints may be private or loopback addresses "
+    "(default: yes when listening on a loopback address, no otherwise).",
+)
 def serve(
     host: str,
     port: int,
@@ -58,6 +64,7 @@ def serve(
     pool_size: int,
     log_level: str,
     max_future_skew: timedelta | None,
+    private_webhooks: bool | None,
 ) -> None:
     """Serve the AgentMeter API.
 
@@ -96,7 +103,19 @@ def serve(
         log_level=log_level,
         max_future_skew=max_future_skew,
         sock=sock,
+        private_webhooks=_is_loopback(host) if private_webhooks is None else private_webhooks,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _listen_or_exit(host: str, port: int) -> socket.socket:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from ..errors import AgentMeterConfigurationError, AgentMeterConnectionError
 from .admin import AdminStore, KeyRecord, hash_key, new_api_key
+from .alerts import AlertStore
 from .dialect import create_ledger_engine
 from .events import EventWrites, StoredEvent
 from .meters import MeterStore
@@ -28,10 +29,19 @@ from .queries import Queries
 from .schema import SCHEMA_VERSION, migrate
 from .sessions import DashboardSession, SessionStore
 from .unpriced import UnpricedQueries
+from .webhook_store import WebhookStore
 
 
 class Ledger(
-    EventWrites, MeterStore, AdminStore, Queries, PriceStore, UnpricedQueries, SessionStore
+    EventWrites,
+    MeterStore,
+    AdminStore,
+    Queries,
+    PriceStore,
+    UnpricedQueries,
+    SessionStore,
+    AlertStore,
+    WebhookStore,
 ):
     """All ledger operations over one engine. Thread-safe; share one per process."""
 

@@ -9,14 +9,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
+from ..core.webhook_models import BILLING_CREATED, BILLING_UPDATED
 from ..models import BillingRecord, BillingStatus, Project
 from ..pricing import round_to_cents
+from .alert_schema import alert_metadata
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_sum
 from .errors import conflict, not_found
 from .schema import api_keys, billing_records, events, projects, user_meters
+from .webhook_store import enqueue
 
 
 def new_api_key(kind: str) -> str:
@@ -56,6 +59,15 @@ def _unregistered(row: Any) -> Project:
         created_at=from_micros(row.first),
         updated_at=from_micros(row.last),
     )
+
+
+def _find_billing(connection: Connection, record_id: str) -> BillingRecord:
+    row = connection.execute(
+        select(billing_records).where(billing_records.c.id == record_id)
+    ).first()
+    if row is None:
+        raise not_found(f"billing record {record_id!r}")
+    return _billing(row)
 
 
 def _billing(row: Any) -> BillingRecord:
@@ -191,9 +203,16 @@ class AdminStore(LedgerBase):
         return self.get_project(project_id)
 
     def delete_project(self, project_id: str) -> None:
-        """Delete a project with its keys, events, meters and billing records."""
+        """Delete a project with its keys, events, meters, billing records, alerts
+        and webhooks."""
         with self.writing() as connection:
-            for table in (events, user_meters, billing_records, api_keys):
+            for table in (
+                events,
+                user_meters,
+                billing_records,
+                api_keys,
+                *alert_metadata.sorted_tables,
+            ):
                 connection.execute(delete(table).where(table.c.project_id == project_id))
             result = connection.execute(delete(projects).where(projects.c.id == project_id))
             if result.rowcount == 0:
@@ -237,16 +256,15 @@ class AdminStore(LedgerBase):
                     updated_at=now,
                 )
             )
-        return self.get_billing_record(record_id)
+            record = _find_billing(connection, record_id)
+            enqueue(
+                connection, project_id, BILLING_CREATED, {"billing_record": record.to_dict()}, now
+            )
+        return record
 
     def get_billing_record(self, record_id: str) -> BillingRecord:
         with self.reading() as connection:
-            row = connection.execute(
-                select(billing_records).where(billing_records.c.id == record_id)
-            ).first()
-        if row is None:
-            raise not_found(f"billing record {record_id!r}")
-        return _billing(row)
+            return _find_billing(connection, record_id)
 
     def list_billing_records(self, project_id: str) -> list[BillingRecord]:
         query = (
@@ -258,12 +276,15 @@ class AdminStore(LedgerBase):
             return [_billing(row) for row in connection.execute(query)]
 
     def update_billing_record(self, record_id: str, changes: dict[str, Any]) -> BillingRecord:
+        now = now_micros()
         with self.writing() as connection:
-            result = connection.execute(
+            before = _find_billing(connection, record_id)
+            connection.execute(
                 update(billing_records)
                 .where(billing_records.c.id == record_id)
-                .values(**changes, updated_at=now_micros())
+                .values(**changes, updated_at=now)
             )
-            if result.rowcount == 0:
-                raise not_found(f"billing record {record_id!r}")
-        return self.get_billing_record(record_id)
+            after = _find_billing(connection, record_id)
+            data = {"billing_record": after.to_dict(), "previous_status": before.status.value}
+            enqueue(connection, after.project_id, BILLING_UPDATED, data, now)
+        return after

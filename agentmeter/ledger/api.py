@@ -122,6 +122,8 @@ class LedgerAPI:
     ``max_future_skew``: how far in the future an event's time may lie (None:
     any). ``create_projects``: make a project on its first use instead of
     answering 404 (the embedded mode, whose users never create projects).
+    ``private_webhooks``: whether webhook endpoints may point at private and
+    loopback addresses.
     """
 
     def __init__(
@@ -130,8 +132,10 @@ class LedgerAPI:
         *,
         max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
         create_projects: bool = False,
+        private_webhooks: bool = True,
     ) -> None:
         self.ledger = ledger
+        self.private_webhooks = private_webhooks
         self.future = FutureLimit(max_future_skew)
         self.projects = KnownProjects(ledger, create_missing=create_projects)
 

@@ -18,14 +18,15 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Connection, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import MeterEvent
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
+from .alerts import announce_crossings
 from .base import LedgerBase, from_micros, now_micros
-from .dialect import ExactDecimal, money_add
+from .dialect import ExactDecimal, insert_for, money_add
 from .rows import STORED_COLUMNS, differing_fields, event_row
 from .schema import events, user_meters
+from .spend import add_spend
 
 EventKey = tuple[str, str]  # (project_id, id): an id is unique within its project
 
@@ -48,12 +49,6 @@ class StoredEvent:
         return from_micros(self.ts)
 
 
-def insert_for(dialect: str, table: Any) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
-
-
 class EventWrites(LedgerBase):
     def record_events(
         self, batch: Sequence[MeterEvent], metadata: Sequence[str] | None = None
@@ -73,7 +68,8 @@ class EventWrites(LedgerBase):
         times_given = ["timestamp" in event.model_fields_set for event in batch]
         with self.writing() as connection:
             new_keys = self._insert_new(connection, rows)
-            self._charge_meters(connection, rows, new_keys, recorded_at)
+            charges = self._charge_meters(connection, rows, new_keys, recorded_at)
+            self._watch(connection, charges, _first_new(rows, new_keys), recorded_at)
             stored = self._stored(connection, [r for r in rows if _key(r) not in new_keys])
         return _outcomes(rows, times_given, new_keys, stored)
 
@@ -99,7 +95,7 @@ class EventWrites(LedgerBase):
         rows: Iterable[dict[str, Any]],
         new_keys: set[EventKey],
         now: int,
-    ) -> None:
+    ) -> dict[tuple[str, str], Decimal]:
         charges: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
         charged: set[EventKey] = set()
         for row in rows:
@@ -109,6 +105,18 @@ class EventWrites(LedgerBase):
                 user = (row["project_id"], row["user_id"])
                 charges[user] = MONEY_CONTEXT.add(charges[user], row["total_cost"])
         add_usages(connection, self.dialect, charges, now)
+        return charges
+
+    def _watch(
+        self,
+        connection: Connection,
+        charges: Mapping[tuple[str, str], Decimal],
+        new_rows: list[dict[str, Any]],
+        now: int,
+    ) -> None:
+        """The alerts this write sets off, stored with it (see :mod:`.alerts`)."""
+        announce_crossings(connection, self.dialect, charges, now)
+        add_spend(connection, self.dialect, new_rows, now)
 
     def _stored(
         self, connection: Connection, rows: list[dict[str, Any]]
@@ -129,6 +137,18 @@ class EventWrites(LedgerBase):
 
 def _key(row: Mapping[str, Any]) -> EventKey:
     return (row["project_id"], row["id"])
+
+
+def _first_new(rows: Iterable[dict[str, Any]], new_keys: set[EventKey]) -> list[dict[str, Any]]:
+    """The rows this write stored (an id twice in one batch: its first row)."""
+    seen: set[EventKey] = set()
+    chosen = []
+    for row in rows:
+        key = _key(row)
+        if key in new_keys and key not in seen:
+            seen.add(key)
+            chosen.append(row)
+    return chosen
 
 
 def _ids_by_project(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:

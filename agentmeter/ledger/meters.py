@@ -9,8 +9,10 @@ from sqlalchemy import Connection, select
 
 from ..models import UserMeter
 from ..pricing import ZERO
+from .alerts import announce_crossings, rearm
 from .base import LedgerBase, from_micros, now_micros
-from .events import add_usage, insert_for
+from .dialect import insert_for
+from .events import add_usage
 from .schema import user_meters
 
 
@@ -49,8 +51,10 @@ class MeterStore(LedgerBase):
         return self._upsert(project_id, user_id, threshold, {"threshold_amount": threshold})
 
     def increment_meter(self, project_id: str, user_id: str, amount: Decimal) -> UserMeter:
+        now = now_micros()
         with self.writing() as connection:
-            add_usage(connection, self.dialect, project_id, user_id, amount, now_micros())
+            add_usage(connection, self.dialect, project_id, user_id, amount, now)
+            announce_crossings(connection, self.dialect, {(project_id, user_id): amount}, now)
             return self._load(connection, project_id, user_id)
 
     def reset_meter(self, project_id: str, user_id: str) -> UserMeter:
@@ -81,6 +85,7 @@ class MeterStore(LedgerBase):
                     index_elements=["project_id", "user_id"], set_=changes
                 )
             )
+            rearm(connection, project_id, user_id, reset)
             return self._load(connection, project_id, user_id)
 
     @staticmethod

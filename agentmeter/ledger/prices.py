@@ -14,7 +14,7 @@ from sqlalchemy import Connection, delete, select
 from ..models import ModelPrice, ProjectPrices
 from ..pricing import ZERO
 from .base import LedgerBase, from_micros, now_micros
-from .events import insert_for
+from .dialect import insert_for
 from .schema import model_prices, price_settings
 
 

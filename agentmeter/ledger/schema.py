@@ -39,9 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateColumn
 
+from .alert_schema import alert_metadata, rebuild_spend_totals
 from .dialect import ExactDecimal
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 metadata = MetaData()
 
 schema_version = Table(
@@ -196,6 +197,7 @@ def _create_current(connection: Connection) -> None:
             dashboard_sessions,
         ],
     )
+    alert_metadata.create_all(connection)
 
 
 def _scope_event_ids_by_project(connection: Connection) -> None:
@@ -266,6 +268,14 @@ def _add_dashboard_sessions(connection: Connection) -> None:
     metadata.create_all(connection, tables=[dashboard_sessions])
 
 
+def _add_alerts(connection: Connection) -> None:
+    """Version 6: alert rules and marks, spend totals, webhook endpoints and
+    deliveries (new tables only). Today's spend totals start from the events
+    already stored, so a limit set later compares with the whole period."""
+    alert_metadata.create_all(connection)
+    rebuild_spend_totals(connection, events)
+
+
 def is_unpriced(metadata_text: str) -> bool:
     """Whether stored metadata marks its event as recorded at 0 for want of a price."""
     try:
@@ -282,6 +292,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _add_project_prices),
     (4, _add_token_classes),
     (5, _add_dashboard_sessions),
+    (6, _add_alerts),
 ]
 
 

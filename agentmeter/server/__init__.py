@@ -85,25 +85,37 @@ def serve(
     log_level: str = "info",
     max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
     sock: socket.socket | None = None,
+    private_webhooks: bool = True,
 ) -> None:
-    """Serve ``ledger`` until interrupted, then close it.
+    """Serve ``ledger`` until interrupted, then close it; send its webhooks meanwhile.
 
     ``sock`` is a socket from :func:`listen_socket`; without it the
-    address is bound here.
+    address is bound here. ``private_webhooks``: whether webhook endpoints
+    may be private or loopback addresses.
     """
     import uvicorn
 
-    app = create_app(ledger, admin_key=admin_key, max_future_skew=max_future_skew)
+    from .webhook_sender import SenderSettings, WebhookSender
+
+    app = create_app(
+        ledger,
+        admin_key=admin_key,
+        max_future_skew=max_future_skew,
+        private_webhooks=private_webhooks,
+    )
+    sender = WebhookSender(ledger, SenderSettings.from_environment(private_webhooks))
     # Config sets up uvicorn's loggers; the filters go on after it did.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False)
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(_ScrubKeys(admin_key))
     server = uvicorn.Server(config)
+    sender.start()
     try:
         listening = sock or listen_socket(host, port)
         with listening:
             server.run(sockets=[listening])
     finally:
+        sender.stop()
         ledger.close()
     if not server.started:
         raise SystemExit(3)

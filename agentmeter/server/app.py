@@ -48,6 +48,7 @@ from .dashboard.mount import install_dashboard
 from .http import KeyChecker, install_error_handlers, json_response, read_json
 from .openapi import install_openapi, query_parameters, request_body
 from .prices import install_price_routes
+from .webhook_routes import install_webhook_routes
 
 
 class ErrorDetail(BaseModel):
@@ -110,13 +111,15 @@ def create_app(
     *,
     admin_key: str | None = None,
     max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
+    private_webhooks: bool = True,
 ) -> FastAPI:
     """A FastAPI app serving ``ledger``. ``admin_key`` is accepted besides stored keys;
-    an event stamped more than ``max_future_skew`` ahead of now is refused (None: never)."""
+    an event stamped more than ``max_future_skew`` ahead of now is refused (None: never);
+    webhook endpoints may be private addresses only with ``private_webhooks``."""
     app = FastAPI(title="AgentMeter", version=__version__, description=_DESCRIPTION)
     install_error_handlers(app)
     install_openapi(app)
-    api = LedgerAPI(ledger, max_future_skew=max_future_skew)
+    api = LedgerAPI(ledger, max_future_skew=max_future_skew, private_webhooks=private_webhooks)
     app.state.key_checker = KeyChecker(ledger, admin_key)
 
     def answer(status: int = 200) -> Responder:
@@ -305,6 +308,7 @@ def _admin_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
         return await ok(api.update_billing_record, who, record_id, await read_json(request))
 
     install_price_routes(app, api, ok, _principal, _ERRORS)
+    install_webhook_routes(app, api, (ok, created), _principal, _ERRORS)
 
 
 def _params(request: Request) -> dict[str, Any]:

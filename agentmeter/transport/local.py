@@ -25,6 +25,7 @@ from ..core import jsonio as _json
 from ..core.lifecycle import register_fork_reset
 from ..errors import api_error
 from ..ledger import Ledger, price_api
+from ..ledger import webhook_api as hooks
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict
 from ..ledger.errors import WireError
 from .http_wire import query_pairs
@@ -34,6 +35,28 @@ DEFAULT_LEDGER = Path.home() / ".agentmeter" / "ledger.db"
 DEFAULT_PROJECT_ID = "default"
 
 Handler = Callable[[LedgerAPI, "re.Match[str]", dict[str, Any], Any], Any]
+WEBHOOK_ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/api/webhooks", lambda api, m, q, b: hooks.create_endpoint(api, ADMIN, b)),
+    ("GET", "/api/webhooks", lambda api, m, q, b: hooks.list_endpoints(api, ADMIN, q)),
+    ("GET", "/api/webhooks/deliveries", lambda api, m, q, b: hooks.list_deliveries(api, ADMIN, q)),
+    (
+        "POST",
+        "/api/webhooks/deliveries/([^/]+)/redeliver",
+        lambda api, m, q, b: hooks.redeliver(api, ADMIN, _arg(m), b),
+    ),
+    (
+        "DELETE",
+        "/api/webhooks/([^/]+)",
+        lambda api, m, q, b: hooks.delete_endpoint(api, ADMIN, _arg(m), q),
+    ),
+    (
+        "POST",
+        "/api/webhooks/([^/]+)/test",
+        lambda api, m, q, b: hooks.send_test(api, ADMIN, _arg(m), b),
+    ),
+    ("GET", "/api/alerts", lambda api, m, q, b: hooks.get_alerts(api, ADMIN, q)),
+    ("PUT", "/api/alerts", lambda api, m, q, b: hooks.set_alerts(api, ADMIN, b)),
+]
 _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     (method, re.compile(f"^{pattern}$"), handler)
     for method, pattern, handler in [
@@ -76,6 +99,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
             "/api/prices/(.+)",
             lambda api, m, q, b: price_api.delete_price(api, ADMIN, _arg(m), q),
         ),
+        *WEBHOOK_ROUTES,
     ]
 ]
 

@@ -80,6 +80,14 @@ OPERATIONS = (
     "PUT /api/prices",
     "PUT /api/prices/{model}",
     "DELETE /api/prices/{model}",
+    "POST /api/webhooks",
+    "GET /api/webhooks",
+    "POST /api/webhooks/{endpoint_id}/test",
+    "GET /api/webhooks/deliveries",
+    "POST /api/webhooks/deliveries/{delivery_id}/redeliver",
+    "DELETE /api/webhooks/{endpoint_id}",
+    "GET /api/alerts",
+    "PUT /api/alerts",
     "DELETE /projects/{project_id}",
 )
 
