@@ -18,6 +18,7 @@ from .alert_schema import alert_metadata
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_sum
 from .errors import conflict, not_found
+from .rollup_schema import rollup_metadata
 from .schema import api_keys, billing_records, events, projects, user_meters
 from .webhook_store import enqueue
 
@@ -203,8 +204,8 @@ class AdminStore(LedgerBase):
         return self.get_project(project_id)
 
     def delete_project(self, project_id: str) -> None:
-        """Delete a project with its keys, events, meters, billing records, alerts
-        and webhooks."""
+        """Delete a project with its keys, events, meters, billing records, alerts,
+        webhooks and rollups."""
         with self.writing() as connection:
             for table in (
                 events,
@@ -212,6 +213,7 @@ class AdminStore(LedgerBase):
                 billing_records,
                 api_keys,
                 *alert_metadata.sorted_tables,
+                *rollup_metadata.sorted_tables,
             ):
                 connection.execute(delete(table).where(table.c.project_id == project_id))
             result = connection.execute(delete(projects).where(projects.c.id == project_id))

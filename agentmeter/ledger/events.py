@@ -19,14 +19,17 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Connection, select, text
 
+from ..core.webhook_models import THRESHOLD_CROSSED
 from ..models import MeterEvent
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from .alerts import announce_crossings
 from .base import LedgerBase, from_micros, now_micros
 from .dialect import ExactDecimal, insert_for, money_add
+from .rollups import add_rollups
 from .rows import STORED_COLUMNS, differing_fields, event_row
 from .schema import events, user_meters
 from .spend import add_spend
+from .webhook_store import subscriptions
 
 EventKey = tuple[str, str]  # (project_id, id): an id is unique within its project
 
@@ -114,9 +117,15 @@ class EventWrites(LedgerBase):
         new_rows: list[dict[str, Any]],
         now: int,
     ) -> None:
-        """The alerts this write sets off, stored with it (see :mod:`.alerts`)."""
-        announce_crossings(connection, self.dialect, charges, now)
-        add_spend(connection, self.dialect, new_rows, now)
+        """What this write changes beside its events, in its transaction: the
+        alerts it sets off (:mod:`.alerts`), spend totals, usage rollups."""
+        listening = subscriptions(connection, {project for project, _ in charges})
+        watched = {
+            key: cost for key, cost in charges.items() if (key[0], THRESHOLD_CROSSED) in listening
+        }
+        announce_crossings(connection, self.dialect, watched, now)
+        add_spend(connection, self.dialect, new_rows, now, listening)
+        add_rollups(connection, self.dialect, new_rows)
 
     def _stored(
         self, connection: Connection, rows: list[dict[str, Any]]

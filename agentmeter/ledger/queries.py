@@ -22,6 +22,7 @@ from ..models import MeterStats, ReportRow
 from ..pricing import money_text
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_order, money_sum, period_expr
+from .rollups import choose, facts
 from .schema import events
 
 # The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
@@ -146,23 +147,17 @@ class Queries(LedgerBase):
             yield [event_dict(row) for row in rows]
             after = (rows[-1].ts, rows[-1].id)
 
+    use_rollups = True  # tests turn it off to compare with the events' own sums
+
     def stats(self, project_id: str, timeframe: str) -> MeterStats:
         window = parse_timeframe(timeframe)
-        statement = select(
-            func.count().label("events"),
-            _int_sum(events.c.api_calls).label("api_calls"),
-            _int_sum(events.c.tokens_in).label("tokens_in"),
-            _int_sum(events.c.tokens_out).label("tokens_out"),
-            money_sum(self.dialect, events.c.total_cost).label("cost"),
-        ).where(events.c.project_id == project_id)
         # Every timeframe ends now: an event stamped later (within the allowed
         # clock skew, or before the server refused such times) waits for its time.
         now = now_micros()
-        statement = statement.where(events.c.ts <= now)
-        if window is not None:
-            statement = statement.where(events.c.ts >= now - window // timedelta(microseconds=1))
+        start = None if window is None else now - window // timedelta(microseconds=1)
+        source = facts(project_id, start, now + 1, {}, self._rollup([], {}, None))
         with self.reading() as connection:
-            row = connection.execute(statement).one()
+            row = connection.execute(select(*self._sums(source))).one()
         return MeterStats(
             total_api_calls=int(row.api_calls),
             total_tokens_in=int(row.tokens_in),
@@ -174,12 +169,14 @@ class Queries(LedgerBase):
 
     def report(self, query: ReportQuery) -> list[ReportRow]:
         """One row per period and group, with exact cost sums."""
-        period = period_expr(self.dialect, query.granularity, events.c.ts).label("period")
         keys = list(dict.fromkeys(GROUP_COLUMNS[group] for group in query.group_by))
-        group_columns = [events.c[key] for key in keys]
-        statement = self._grouped([period, *group_columns], query)
-        statement = statement.order_by(
-            period, *(column.asc().nulls_first() for column in group_columns)
+        source = self._facts(query, keys, query.granularity)
+        period = period_expr(self.dialect, query.granularity, source.c.ts).label("period")
+        group_columns = [source.c[key] for key in keys]
+        statement = (
+            select(period, *group_columns, *self._sums(source))
+            .group_by(period, *group_columns)
+            .order_by(period, *(column.asc().nulls_first() for column in group_columns))
         )
         with self.reading() as connection:
             result = connection.execute(statement).all()
@@ -195,35 +192,37 @@ class Queries(LedgerBase):
         Rows carry ``period="all"``.
         """
         (key,) = [GROUP_COLUMNS[group] for group in query.group_by]
-        column = events.c[key]
-        statement = self._grouped([column, func.count().over().label("groups")], query)
+        source = self._facts(query, [key], None)
+        column = source.c[key]
+        sums = self._sums(source)
+        statement = select(column, func.count().over().label("groups"), *sums).group_by(column)
         if contains:
             statement = statement.where(column.contains(contains, autoescape=True))
         cost = money_order(self.dialect, statement.selected_columns.cost)
         statement = statement.order_by(cost.desc(), column.asc().nulls_first())
-        statement = statement.limit(limit).offset(offset)
         with self.reading() as connection:
-            result = connection.execute(statement).all()
+            result = connection.execute(statement.limit(limit).offset(offset)).all()
         groups = int(result[0].groups) if result else 0
         return [_report_row(row, "all", [key]) for row in result], groups
 
-    def _grouped(self, columns: list[Any], query: ReportQuery) -> Select[Any]:
-        """The report's sums grouped by ``columns``' first entries, over its filters."""
-        grouping = [column for column in columns if column.name != "groups"]
-        statement: Select[Any] = select(
-            *columns,
-            func.count().label("events"),
-            _int_sum(events.c.api_calls).label("api_calls"),
-            _int_sum(events.c.tokens_in).label("tokens_in"),
-            _int_sum(events.c.tokens_out).label("tokens_out"),
-            money_sum(self.dialect, events.c.total_cost).label("cost"),
-        ).where(events.c.project_id == query.project_id)
-        for field in ("user_id", "agent_id"):
-            value = getattr(query, field)
-            if value is not None:
-                statement = statement.where(events.c[field] == value)
-        statement = _time_range(statement, query.start_date, query.end_date)
-        return statement.group_by(*grouping)
+    def _facts(self, query: ReportQuery, keys: list[str], granularity: str | None) -> Any:
+        filters = {"user_id": query.user_id, "agent_id": query.agent_id}
+        start = None if query.start_date is None else to_micros(query.start_date)
+        end = None if query.end_date is None else to_micros(query.end_date)
+        rollup = self._rollup(keys, filters, granularity)
+        return facts(query.project_id, start, end, filters, rollup)
+
+    def _rollup(self, keys: list[str], filters: dict[str, Any], granularity: str | None) -> Any:
+        return choose(keys, filters, granularity) if self.use_rollups else None
+
+    def _sums(self, source: Any) -> list[Any]:
+        return [
+            _int_sum(source.c.n).label("events"),
+            _int_sum(source.c.api_calls).label("api_calls"),
+            _int_sum(source.c.tokens_in).label("tokens_in"),
+            _int_sum(source.c.tokens_out).label("tokens_out"),
+            money_sum(self.dialect, source.c.cost).label("cost"),
+        ]
 
 
 def _matching(query: EventQuery) -> Select[Any]:

@@ -41,8 +41,9 @@ from sqlalchemy.schema import CreateColumn
 
 from .alert_schema import alert_metadata, rebuild_spend_totals
 from .dialect import ExactDecimal
+from .rollup_schema import rebuild_rollups, rollup_metadata
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 metadata = MetaData()
 
 schema_version = Table(
@@ -198,6 +199,7 @@ def _create_current(connection: Connection) -> None:
         ],
     )
     alert_metadata.create_all(connection)
+    rollup_metadata.create_all(connection)
 
 
 def _scope_event_ids_by_project(connection: Connection) -> None:
@@ -276,6 +278,13 @@ def _add_alerts(connection: Connection) -> None:
     rebuild_spend_totals(connection, events)
 
 
+def _add_rollups(connection: Connection) -> None:
+    """Version 7: usage rollups per hour and model, hour and agent, day and
+    user, built from the events already stored (new tables only)."""
+    rollup_metadata.create_all(connection)
+    rebuild_rollups(connection, events)
+
+
 def is_unpriced(metadata_text: str) -> bool:
     """Whether stored metadata marks its event as recorded at 0 for want of a price."""
     try:
@@ -293,6 +302,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _add_token_classes),
     (5, _add_dashboard_sessions),
     (6, _add_alerts),
+    (7, _add_rollups),
 ]
 
 

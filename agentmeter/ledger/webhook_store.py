@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from ..core import jsonio
 from ..core.jsonio import format_time
@@ -105,6 +106,22 @@ def enqueue(
     ]
     connection.execute(webhook_deliveries.insert(), deliveries)
     return [delivery["id"] for delivery in deliveries]
+
+
+def subscriptions(connection: Connection, project_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """(project, event type) pairs some enabled endpoint listens to: a write
+    looks for alerts of those types only."""
+    wanted = sorted(set(project_ids))
+    if not wanted:
+        return set()
+    rows = connection.execute(_SUBSCRIPTIONS, {"projects": wanted}).all()
+    return {(row.project_id, kind) for row in rows for kind in json.loads(row.event_types)}
+
+
+_SUBSCRIPTIONS = select(webhook_endpoints.c.project_id, webhook_endpoints.c.event_types).where(
+    webhook_endpoints.c.project_id.in_(bindparam("projects", expanding=True)),
+    webhook_endpoints.c.enabled.is_(True),
+)
 
 
 class WebhookStore(LedgerBase):

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, func, select
 from agentmeter.core.webhook_models import DeliveryStatus
 from agentmeter.ledger import Ledger
 from agentmeter.ledger.alert_schema import alert_metadata, spend_totals, webhook_events
+from agentmeter.ledger.rollup_schema import rollup_metadata
 from agentmeter.ledger.schema import schema_version
 from agentmeter.models import InstantPayEvent
 
@@ -126,6 +127,7 @@ def test_a_version_5_ledger_gets_its_spend_totals_from_its_events(tmp_path: Path
     engine = create_engine(url)
     with engine.begin() as connection:  # as version 5 left it
         alert_metadata.drop_all(connection)
+        rollup_metadata.drop_all(connection)
         connection.execute(schema_version.update().values(version=5))
     engine.dispose()
     again = Ledger.open(url)

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from agentmeter.core.wire import EventQuery, ReportQuery
 from agentmeter.ledger import Ledger
+from agentmeter.ledger.rollup_schema import rollup_metadata
+from agentmeter.ledger.schema import events as events_table
 from agentmeter.models import APIRequestPayEvent, InstantPayEvent, MeterEvent
 from agentmeter.pricing import money_sum
 from agentmeter.server.dashboard import figures
@@ -59,8 +61,9 @@ events_strategy = st.lists(
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=events_strategy)
 def test_the_overview_equals_stats_and_reports(ledger: Ledger, events: list[Any]) -> None:
-    with ledger.writing() as connection:
-        connection.exec_driver_sql("DELETE FROM events")
+    with ledger.writing() as connection:  # a fresh project for each example
+        for table in (events_table, *rollup_metadata.sorted_tables):
+            connection.execute(table.delete())
     batch = [instant(i, u, a, h, str(amount)) for i, (u, a, h, amount) in enumerate(events)]
     ledger.record_events(batch)
     for name, (_, length, _) in PRESETS.items():

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, inspect, select
 
 from agentmeter.ledger import SCHEMA_VERSION, DashboardSession, Ledger, hash_key
 from agentmeter.ledger.alert_schema import alert_metadata
+from agentmeter.ledger.rollup_schema import rollup_metadata
 from agentmeter.ledger.schema import dashboard_sessions, metadata, schema_version
 from agentmeter.models import APIRequestPayEvent
 
@@ -213,7 +214,7 @@ def test_a_version_4_ledger_is_upgraded_to_5_keeping_every_row(ledger_file: Path
         with again.reading() as connection:
             version = connection.execute(select(schema_version.c.version)).scalar_one()
             indexes = inspect(connection).get_indexes("dashboard_sessions")
-        assert version == SCHEMA_VERSION == 6
+        assert version == SCHEMA_VERSION == 7
         assert {index["name"] for index in indexes} == {"ix_dashboard_sessions_expires_at"}
         stats = again.stats("p", "all")
         assert (stats.total_events, stats.total_cost) == (10, Decimal("2.50"))
@@ -231,6 +232,7 @@ def _downgrade_to_version_4(url: str) -> None:
     with engine.begin() as connection:
         dashboard_sessions.drop(connection)
         alert_metadata.drop_all(connection)  # version 6's tables
+        rollup_metadata.drop_all(connection)  # version 7's
         connection.execute(schema_version.update().values(version=4))
         tables = set(inspect(connection).get_table_names())
     engine.dispose()

@@ -1,0 +1,165 @@
+"""Usage rollups: kept with every write, read by the reports that fit them.
+
+Writing: :func:`add_rollups` adds a write's new events to their rows (one
+upsert per row, in key order, in the write's transaction: a rollup is never
+behind its events, and duplicates add nothing, as they are not new).
+
+Reading: :func:`facts` is what a report aggregates: the events of a project
+in a time range, as rows of ``ts``, the grouping columns, ``n`` (events),
+``api_calls``, ``tokens_in``, ``tokens_out`` and ``cost``. When the report's
+grouping and filters touch only one table's dimension and its periods are
+whole buckets of that table, the range's whole buckets come from the
+rollup and only the partial buckets at its two ends from the events; the
+sums are the same to the last digit (tests/unit/test_rollups.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Select, literal, null, select, union_all
+
+from ..pricing import MONEY_CONTEXT, money_text
+from .dialect import DAY_MICROS, HOUR_MICROS, insert_for, money_add
+from .rollup_schema import ROLLUPS, SUMS, Rollup, decoded, encode
+from .schema import events
+
+FACT_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
+_GRAIN_OF = {"hour": HOUR_MICROS, "day": DAY_MICROS, "month": DAY_MICROS}  # month: whole days
+
+
+def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Add new events (their stored rows) to every rollup."""
+    rows = list(rows)
+    for rollup in ROLLUPS:
+        sums: dict[tuple[str, int, str], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
+        for row in rows:
+            key = (
+                row["project_id"],
+                row["ts"] - row["ts"] % rollup.grain,
+                encode(row[rollup.column]),
+            )
+            total = sums[key]
+            total[0] += 1
+            total[1] += row["api_calls"]
+            total[2] += row["tokens_in"]
+            total[3] += row["tokens_out"]
+            total[4] = MONEY_CONTEXT.add(total[4], row["total_cost"])
+        if sums:
+            _upsert(connection, dialect, rollup, sorted(sums.items()))
+
+
+def _upsert(
+    connection: Connection, dialect: str, rollup: Rollup, sums: list[tuple[Any, list[Any]]]
+) -> None:
+    table = rollup.table
+    if dialect == "sqlite":  # the driver's executemany: no SQL compiled per row
+        connection.exec_driver_sql(
+            _SQLITE_UPSERT.format(table=table.name),
+            [(*key, *total[:4], money_text(total[4])) for key, total in sums],
+        )
+        return
+    statement = insert_for(dialect, table).values(
+        [dict(zip(("project_id", "bucket", "value", *SUMS), (*key, *total), strict=True))
+         for key, total in sums]
+    )  # fmt: skip
+    added = {name: table.c[name] + statement.excluded[name] for name in SUMS[:4]}
+    added["cost"] = money_add(dialect, table.c.cost, statement.excluded.cost)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["project_id", "bucket", "value"], set_=added
+        )
+    )
+
+
+_SQLITE_UPSERT = (
+    "INSERT INTO {table} (project_id, bucket, value, events, api_calls, tokens_in, tokens_out, "
+    "cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, bucket, value) DO UPDATE SET "
+    "events = events + excluded.events, api_calls = api_calls + excluded.api_calls, "
+    "tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out, "
+    "cost = decimal_add(cost, excluded.cost)"
+)
+
+
+def choose(
+    keys: Iterable[str], filters: Mapping[str, Any], granularity: str | None
+) -> Rollup | None:
+    """The rollup that can answer a grouping by ``keys`` with ``filters`` (columns
+    with a value) per ``granularity`` ("hour", "day", "month", None: no periods)."""
+    touched = set(keys) | {name for name, value in filters.items() if value is not None}
+    for rollup in ROLLUPS:
+        fits_grain = granularity is None or rollup.grain <= _GRAIN_OF[granularity]
+        if touched <= {rollup.column} and fits_grain:
+            return rollup
+    return None
+
+
+def facts(
+    project_id: str, start: int | None, end: int | None, filters: Mapping[str, Any],
+    rollup: Rollup | None,
+) -> Any:  # fmt: skip
+    """The rows a report sums (a subquery), over ``start <= ts < end`` (micros)."""
+    if rollup is None:
+        return _raw(project_id, start, end, filters).subquery("facts")
+    grain = rollup.grain
+    first = None if start is None else -(-start // grain) * grain  # whole buckets only
+    last = None if end is None else end // grain * grain
+    if first is not None and last is not None and first >= last:
+        return _raw(project_id, start, end, filters).subquery("facts")
+    parts = [_rolled(rollup, project_id, first, last, filters)]
+    if start is not None and first is not None and start < first:
+        parts.append(_raw(project_id, start, first, filters))
+    if end is not None and last is not None and last < end:
+        parts.append(_raw(project_id, last, end, filters))
+    return union_all(*parts).subquery("facts")
+
+
+def _raw(
+    project_id: str, start: int | None, end: int | None, filters: Mapping[str, Any]
+) -> Select[Any]:
+    statement = select(
+        events.c.ts,
+        *(events.c[name] for name in FACT_COLUMNS),
+        literal(1).label("n"),
+        events.c.api_calls,
+        events.c.tokens_in,
+        events.c.tokens_out,
+        events.c.total_cost.label("cost"),
+    ).where(events.c.project_id == project_id)
+    return _bounded(statement, events.c.ts, start, end, filters, dict(events.c.items()))
+
+
+def _rolled(
+    rollup: Rollup, project_id: str, start: int | None, end: int | None, filters: Mapping[str, Any]
+) -> Select[Any]:
+    table = rollup.table
+    value = decoded(table.c.value)
+    columns = [(value if name == rollup.column else null()).label(name) for name in FACT_COLUMNS]
+    statement = select(
+        table.c.bucket.label("ts"),
+        *columns,
+        table.c.events.label("n"),
+        table.c.api_calls,
+        table.c.tokens_in,
+        table.c.tokens_out,
+        table.c.cost,
+    ).where(table.c.project_id == project_id)
+    mapped = {rollup.column: value}
+    return _bounded(statement, table.c.bucket, start, end, filters, mapped)
+
+
+def _bounded(
+    statement: Select[Any], ts: Any, start: int | None, end: int | None,
+    filters: Mapping[str, Any], columns: Mapping[str, Any],
+) -> Select[Any]:  # fmt: skip
+    if start is not None:
+        statement = statement.where(ts >= start)
+    if end is not None:
+        statement = statement.where(ts < end)
+    for name, wanted in filters.items():
+        if wanted is not None:
+            statement = statement.where(columns[name] == wanted)
+    return statement
