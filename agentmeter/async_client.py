@@ -38,6 +38,7 @@ from .endpoints.meters import MeterEndpoints
 from .endpoints.plan import Plan, arun, plan_of
 from .endpoints.prices import PriceEndpoints
 from .endpoints.queries import QueryEndpoints
+from .endpoints.webhooks import WebhookEndpoints
 from .transport import AsyncTransport, Transport
 from .transport.async_factory import async_transport_for
 
@@ -150,6 +151,17 @@ class AsyncAgentMeterClient:
     delete_price = _awaited(PriceEndpoints.delete_price, "_prices")
     set_markup = _awaited(PriceEndpoints.set_markup, "_prices")
     get_missing_prices = _awaited(PriceEndpoints.get_missing_prices, "_prices")
+
+    # ------------------------------------------------ alerts and webhooks
+
+    create_webhook_endpoint = _awaited(WebhookEndpoints.create_webhook_endpoint, "_webhooks")
+    list_webhook_endpoints = _awaited(WebhookEndpoints.list_webhook_endpoints, "_webhooks")
+    delete_webhook_endpoint = _awaited(WebhookEndpoints.delete_webhook_endpoint, "_webhooks")
+    send_test_webhook = _awaited(WebhookEndpoints.send_test_webhook, "_webhooks")
+    list_webhook_deliveries = _awaited(WebhookEndpoints.list_webhook_deliveries, "_webhooks")
+    redeliver_webhook = _awaited(WebhookEndpoints.redeliver_webhook, "_webhooks")
+    get_alert_settings = _awaited(WebhookEndpoints.get_alert_settings, "_webhooks")
+    set_alert_settings = _awaited(WebhookEndpoints.set_alert_settings, "_webhooks")
 
     # ------------------------------------------------- budget, tracker
 

@@ -30,6 +30,7 @@ from .endpoints.events import EventEndpoints
 from .endpoints.meters import MeterEndpoints
 from .endpoints.prices import PriceEndpoints
 from .endpoints.queries import QueryEndpoints
+from .endpoints.webhooks import WebhookEndpoints
 from .models import MeterEventResponse
 from .pricing import to_money
 from .transport import Transport
@@ -69,9 +70,10 @@ class AgentMeterClient:
     Decimal('0.3')
 
     The endpoint methods live in one object per concern under
-    :mod:`agentmeter.endpoints` (events, queries, meters, admin), all sending
-    through one :class:`~agentmeter.endpoints.connection.Connection`; the
-    client holds them, forwards each call, and owns the tracker and budget.
+    :mod:`agentmeter.endpoints` (events, queries, meters, admin, prices,
+    webhooks), all sending through one
+    :class:`~agentmeter.endpoints.connection.Connection`; the client holds
+    them, forwards each call, and owns the tracker and budget.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class AgentMeterClient:
         self._meters = MeterEndpoints(self._connection)
         self._admin = AdminEndpoints(self._connection)
         self._prices = PriceEndpoints(self._connection)
+        self._webhooks = WebhookEndpoints(self._connection)
         self._connection.price_book = PriceBook(self._prices, ttl=config.price_cache_ttl)
         self._lock = threading.Lock()
         self._tracker: AgentMeterTracker | None = None
@@ -150,6 +153,17 @@ class AgentMeterClient:
     delete_price = _delegate(PriceEndpoints.delete_price, "_prices")
     set_markup = _delegate(PriceEndpoints.set_markup, "_prices")
     get_missing_prices = _delegate(PriceEndpoints.get_missing_prices, "_prices")
+
+    # ------------------------------------------------ alerts and webhooks
+
+    create_webhook_endpoint = _delegate(WebhookEndpoints.create_webhook_endpoint, "_webhooks")
+    list_webhook_endpoints = _delegate(WebhookEndpoints.list_webhook_endpoints, "_webhooks")
+    delete_webhook_endpoint = _delegate(WebhookEndpoints.delete_webhook_endpoint, "_webhooks")
+    send_test_webhook = _delegate(WebhookEndpoints.send_test_webhook, "_webhooks")
+    list_webhook_deliveries = _delegate(WebhookEndpoints.list_webhook_deliveries, "_webhooks")
+    redeliver_webhook = _delegate(WebhookEndpoints.redeliver_webhook, "_webhooks")
+    get_alert_settings = _delegate(WebhookEndpoints.get_alert_settings, "_webhooks")
+    set_alert_settings = _delegate(WebhookEndpoints.set_alert_settings, "_webhooks")
 
     # ------------------------------------------------------------ health
 

@@ -35,6 +35,7 @@ from .projects import projects
 from .records import record
 from .report import report, stats
 from .serve import serve
+from .webhooks import alerts, webhooks
 
 EXAMPLES = """
 \b
@@ -46,6 +47,8 @@ Examples:
   agentmeter record api --user alice --agent search --api-calls 3 --unit-price 0.002
   agentmeter meter set --user alice --threshold 50
   agentmeter billing create --since 2025-01-01 --until 2025-02-01
+  agentmeter webhooks add https://hooks.example.com/am --events project.spend_exceeded
+  agentmeter alerts set --shares 50,80,100 --daily-limit 250
   agentmeter outbox replay
   agentmeter serve --db sqlite:///ledger.db --port 8787
 
@@ -113,3 +116,5 @@ def cli() -> None:
 
 for command in (report, stats, events, record, meter, billing, prices, projects, outbox, serve):
     cli.add_command(command)
+cli.add_command(webhooks)
+cli.add_command(alerts)

@@ -22,6 +22,7 @@ from agentmeter.config import AgentMeterConfig
 from agentmeter.endpoints.connection import Connection
 from agentmeter.endpoints.events import EventEndpoints
 from agentmeter.endpoints.meters import MeterEndpoints
+from agentmeter.endpoints.webhooks import UNSET
 from agentmeter.errors import AgentMeterConfigurationError, NotFoundError
 from agentmeter.models import BillingStatus
 
@@ -67,6 +68,15 @@ PARAMETERS = {
     "create_billing_record": ["project_id", "period_start", "period_end", "amount", "status"],
     "send_batch": ["events", "sleep"],
     "list_projects": [],
+    # alerts and webhooks, issue 17
+    "create_webhook_endpoint": ["url", "event_types", "enabled", "description", "project_id"],
+    "list_webhook_endpoints": ["project_id"],
+    "delete_webhook_endpoint": ["endpoint_id", "project_id"],
+    "send_test_webhook": ["endpoint_id", "project_id"],
+    "list_webhook_deliveries": ["project_id", "endpoint_id", "status", "limit", "offset"],
+    "redeliver_webhook": ["delivery_id", "project_id"],
+    "get_alert_settings": ["project_id"],
+    "set_alert_settings": ["project_id", "threshold_shares", "daily_limit", "monthly_limit"],
 }
 
 
@@ -124,6 +134,11 @@ def test_defaults_are_the_real_ones(client: AgentMeterClient) -> None:
     assert billing["status"].default is BillingStatus.PENDING
     sleep = inspect.signature(client.send_batch).parameters["sleep"]
     assert sleep.kind is inspect.Parameter.KEYWORD_ONLY
+    alerts = inspect.signature(client.set_alert_settings).parameters
+    assert alerts["daily_limit"].default is UNSET  # None is sent: it clears the limit
+    assert alerts["threshold_shares"].kind is inspect.Parameter.KEYWORD_ONLY
+    deliveries = inspect.signature(client.list_webhook_deliveries).parameters
+    assert (deliveries["limit"].default, deliveries["offset"].default) == (100, 0)
 
 
 def test_every_public_method_has_a_docstring(client: AgentMeterClient) -> None:
