@@ -88,7 +88,7 @@ def decimal_key(value: str | int | None) -> str | None:
     if value is None:
         return None
     number = Decimal(value)
-    digits = format(abs(number), "f")
+    digits = format(number.copy_abs(), "f")  # abs() would round to the context precision
     whole, _, fraction = digits.partition(".")
     fixed = whole.rjust(_KEY_DIGITS, "0") + fraction.ljust(_KEY_DIGITS, "0")
     if number < 0:
