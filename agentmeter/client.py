@@ -17,11 +17,11 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from .capture.budget import BudgetGuard
+from .capture.budget import BudgetGuard, ThresholdCallback, threshold_shares_of
 from .config import AgentMeterConfig
 from .core.price_book import PriceBook
 from .endpoints.admin import AdminEndpoints
@@ -85,8 +85,14 @@ class AgentMeterClient:
         base_url: str | None = None,
         *,
         transport: Transport | None = None,
+        on_threshold: ThresholdCallback | None = None,
+        threshold_shares: Iterable[Decimal | int | str] | None = None,
         **settings: Any,
     ) -> None:
+        # Budget alerts seen in this process, passed to the budget guard
+        # (docs/decorators.md, "Budget guards"); the shares are checked now.
+        self._on_threshold = on_threshold
+        self._threshold_shares = threshold_shares_of(threshold_shares)
         config = AgentMeterConfig.from_env(
             api_key=api_key,
             project_id=project_id,
@@ -236,7 +242,12 @@ class AgentMeterClient:
         if self._budget is None:
             with self._lock:
                 if self._budget is None:
-                    self._budget = BudgetGuard(self, ttl=self.config.budget_cache_ttl)
+                    self._budget = BudgetGuard(
+                        self,
+                        ttl=self.config.budget_cache_ttl,
+                        on_threshold=self._on_threshold,
+                        threshold_shares=self._threshold_shares,
+                    )
         return self._budget
 
     def check_budget(

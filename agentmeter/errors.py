@@ -253,6 +253,25 @@ class BudgetExceededError(AgentMeterError):
         return (type(self), fields)
 
 
+class WebhookSignatureError(AgentMeterError):
+    """A webhook request is not a genuine, fresh one signed with the endpoint's secret.
+
+    Raised by :func:`agentmeter.webhooks.verify` (answer such a request with
+    400, and do not act on it). ``reason`` says what failed, one of
+    ``"missing_headers"``, ``"bad_timestamp"``, ``"too_old"``, ``"too_new"``,
+    ``"bad_signature"`` (wrong secret, or body or headers changed on the way),
+    ``"malformed_signature"``, ``"bad_body"`` (not UTF-8), ``"bad_secret"``.
+    The message never holds the secret nor a signature.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message, error_code="webhook_signature_invalid")
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.reason))
+
+
 _STATUS_CLASSES: dict[int, type[AgentMeterAPIError]] = {
     400: BadRequestError,
     401: AuthenticationError,

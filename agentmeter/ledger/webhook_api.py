@@ -4,9 +4,7 @@ bodies the same way for every endpoint."""
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import secrets
 import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,16 +17,12 @@ from ..core.webhook_wire import (
     WebhookListQuery,
 )
 from ..errors import AgentMeterValidationError
+from ..webhooks import new_secret
 from .api import Principal, parse
 from .errors import WireError
 
 if TYPE_CHECKING:
     from .api import LedgerAPI
-
-
-def new_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def is_private_address(host: str) -> bool:

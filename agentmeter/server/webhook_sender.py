@@ -29,13 +29,13 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
-from standardwebhooks import Webhook
 
 from ..core.webhook_models import DeliveryStatus
 from ..ledger import Ledger
 from ..ledger.base import now_micros
 from ..ledger.webhook_api import is_private_address
 from ..ledger.webhook_store import DueDelivery
+from ..webhooks import sign
 
 logger = logging.getLogger("agentmeter.server")
 SECOND = 1_000_000
@@ -158,15 +158,11 @@ class WebhookSender:
 
 def signed(delivery: DueDelivery) -> dict[str, str]:
     """The Standard Webhooks headers of this attempt (and the content type)."""
-    moment = datetime.now(timezone.utc)
-    signature = Webhook(delivery.secret).sign(delivery.event_id, moment, delivery.body)
-    return {
-        "content-type": "application/json",
-        "user-agent": "agentmeter-webhooks",
-        "webhook-id": delivery.event_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": signature,
-    }
+    headers = sign(
+        delivery.body, delivery.secret, msg_id=delivery.event_id,
+        timestamp=datetime.now(timezone.utc),
+    )  # fmt: skip
+    return {"content-type": "application/json", "user-agent": "agentmeter-webhooks", **headers}
 
 
 def retry_after(value: str | None) -> float | None:

@@ -58,7 +58,9 @@ events_strategy = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(events=events_strategy)
 def test_the_overview_equals_stats_and_reports(ledger: Ledger, events: list[Any]) -> None:
     with ledger.writing() as connection:  # a fresh project for each example
@@ -81,9 +83,7 @@ def test_the_overview_equals_stats_and_reports(ledger: Ledger, events: list[Any]
 
 
 def test_breakdown_searches_literally_pages_and_counts(ledger: Ledger) -> None:
-    ledger.record_events(
-        [instant(i, user, "a", 1, str(i + 1)) for i, user in enumerate(USERS)]
-    )
+    ledger.record_events([instant(i, user, "a", 1, str(i + 1)) for i, user in enumerate(USERS)])
     query = ReportQuery(project_id="p", granularity="day", group_by=["user"])
     rows, groups = ledger.breakdown(query, limit=2)
     assert groups == 5

@@ -27,6 +27,7 @@ TOP_LEVEL = {
     "models",  # base
     "config",  # base
     "pricing",  # base: money
+    "webhooks",  # base: verifying the webhooks a receiver gets
     "client",  # entry point
     "async_client",  # entry point (the async extra)
     "tracker",  # entry point
@@ -38,7 +39,7 @@ TOP_LEVEL = {
 MAX_LINES = 400
 
 # A module's stage: its folder, or its own name at the top level.
-BASE = {"errors", "models", "config", "pricing", "_version", "exceptions", "core"}
+BASE = {"errors", "models", "config", "pricing", "_version", "exceptions", "core", "webhooks"}
 # The stages each stage may import (besides itself). Base modules import only base.
 MAY_IMPORT = {
     "base": set(),
@@ -201,6 +202,15 @@ def test_every_import_goes_to_a_stage_below():
     assert wrong == []
 
 
+def test_the_webhook_verifier_imports_only_errors_core_and_models():
+    """A receiver imports agentmeter.webhooks alone: it must not load the client
+    (nor does ``import agentmeter`` load it)."""
+    allowed = ("agentmeter.errors", "agentmeter.models", "agentmeter.core")
+    wrong = [t for t in GRAPH["agentmeter.webhooks"] if not t.startswith(allowed)]
+    assert wrong == []
+    assert "agentmeter.webhooks" not in GRAPH["agentmeter"]
+
+
 def test_stage_packages_import_nothing_at_their_door():
     """Importing one part of a stage must not load the rest (nor cause a circle)."""
     for folder in ("core", "capture", "delivery", "endpoints"):
@@ -220,6 +230,7 @@ def test_stage_packages_import_nothing_at_their_door():
         "agentmeter.testing",
         "agentmeter.exceptions",
         "agentmeter.langchain_integration",
+        "agentmeter.webhooks",
     ],
 )
 def test_the_import_paths_users_write_still_work(module):

@@ -73,7 +73,9 @@ def reports(ledger: Ledger, start: datetime | None, end: datetime | None) -> lis
     return answers
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     specs=st.lists(event_strategy, max_size=30),
     start=st.none() | st.integers(min_value=-3 * 3600, max_value=3 * 24 * 3600),
