@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from ..core.webhook_models import DEFAULT_SHARES, THRESHOLD_CROSSED, AlertSettings
 from ..pricing import MONEY_CONTEXT, money_text
@@ -33,10 +33,28 @@ _HUNDRED = Decimal(100)
 UserKey = tuple[str, str]  # (project_id, user_id)
 
 
-def settings_of(connection: Connection, project_id: str) -> AlertSettings:
-    row = connection.execute(
-        select(alert_settings).where(alert_settings.c.project_id == project_id)
-    ).first()
+_SETTINGS = select(alert_settings).where(alert_settings.c.project_id == bindparam("project_id"))
+_METERS = select(user_meters).where(
+    user_meters.c.project_id == bindparam("project_id"),
+    user_meters.c.user_id.in_(bindparam("user_ids", expanding=True)),
+    user_meters.c.threshold_amount.is_not(None),
+)
+
+
+def settings_of(
+    connection: Connection, project_id: str, known: dict[str, AlertSettings] | None = None
+) -> AlertSettings:
+    """The project's alert settings (read once per write when ``known`` is its cache)."""
+    if known is not None and project_id in known:
+        return known[project_id]
+    settings = _read_settings(connection, project_id)
+    if known is not None:
+        known[project_id] = settings
+    return settings
+
+
+def _read_settings(connection: Connection, project_id: str) -> AlertSettings:
+    row = connection.execute(_SETTINGS, {"project_id": project_id}).first()
     if row is None:
         return AlertSettings(project_id=project_id)
     return AlertSettings(
@@ -48,19 +66,16 @@ def settings_of(connection: Connection, project_id: str) -> AlertSettings:
 
 
 def announce_crossings(
-    connection: Connection, dialect: str, charges: Mapping[UserKey, Decimal], now: int
-) -> None:
+    connection: Connection, dialect: str, charges: Mapping[UserKey, Decimal], now: int,
+    known: dict[str, AlertSettings] | None = None,
+) -> None:  # fmt: skip
     """Mark and announce every threshold share the ``charges`` just carried
     a meter past (call after they were added, in the same transaction)."""
-    meters = _thresholded(connection, list(charges))
-    shares: dict[str, list[Decimal]] = {}
-    for row in meters:
+    for row in _thresholded(connection, list(charges)):
         key = (row.project_id, row.user_id)
         after = row.current_usage
         before = MONEY_CONTEXT.subtract(after, charges[key])
-        if row.project_id not in shares:
-            shares[row.project_id] = settings_of(connection, row.project_id).threshold_shares
-        for share in shares[row.project_id]:
+        for share in settings_of(connection, row.project_id, known).threshold_shares:
             level = MONEY_CONTEXT.multiply(row.threshold_amount, share / _HUNDRED)
             if before < level <= after and _mark(connection, dialect, key, share, now):
                 enqueue(connection, row.project_id, THRESHOLD_CROSSED, _crossing(row, share), now)
@@ -105,13 +120,8 @@ def _thresholded(connection: Connection, users: list[UserKey]) -> list[Any]:
         by_project.setdefault(project_id, []).append(user_id)
     for project_id, user_ids in sorted(by_project.items()):
         for start in range(0, len(user_ids), 500):
-            rows += connection.execute(
-                select(user_meters).where(
-                    user_meters.c.project_id == project_id,
-                    user_meters.c.user_id.in_(user_ids[start : start + 500]),
-                    user_meters.c.threshold_amount.is_not(None),
-                )
-            ).all()
+            chunk = {"project_id": project_id, "user_ids": user_ids[start : start + 500]}
+            rows += connection.execute(_METERS, chunk).all()
     return rows
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Connection, select, text
 
-from ..core.webhook_models import THRESHOLD_CROSSED
+from ..core.webhook_models import THRESHOLD_CROSSED, AlertSettings
 from ..models import MeterEvent
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from .alerts import announce_crossings
@@ -123,8 +123,9 @@ class EventWrites(LedgerBase):
         watched = {
             key: cost for key, cost in charges.items() if (key[0], THRESHOLD_CROSSED) in listening
         }
-        announce_crossings(connection, self.dialect, watched, now)
-        add_spend(connection, self.dialect, new_rows, now, listening)
+        settings: dict[str, AlertSettings] = {}  # each project's, read once for this write
+        announce_crossings(connection, self.dialect, watched, now, settings)
+        add_spend(connection, self.dialect, new_rows, now, listening, settings)
         add_rollups(connection, self.dialect, new_rows)
 
     def _stored(

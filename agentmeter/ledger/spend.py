@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam
 
-from ..core.webhook_models import SPEND_EXCEEDED
+from ..core.webhook_models import SPEND_EXCEEDED, AlertSettings
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from .alert_schema import period_starts, spend_totals
 from .alerts import settings_of
@@ -31,6 +31,7 @@ PeriodKey = tuple[str, str, int]  # (project_id, "day" | "month", period start i
 def add_spend(
     connection: Connection, dialect: str, rows: Iterable[Mapping[str, Any]], now: int,
     listening: Container[tuple[str, str]] = frozenset(),
+    known: dict[str, AlertSettings] | None = None,
 ) -> None:  # fmt: skip
     """Add the new events' costs to their periods' totals; for the projects in
     ``listening`` for spend alerts, announce a current day or month that went
@@ -58,7 +59,7 @@ def add_spend(
         if start != current[period] or (project_id, SPEND_EXCEEDED) not in listening:
             continue
         if project_id not in limits:
-            settings = settings_of(connection, project_id)
+            settings = settings_of(connection, project_id, known)
             limits[project_id] = (settings.daily_limit, settings.monthly_limit)
         limit = limits[project_id][0 if period == "day" else 1]
         _check_limit(connection, key, limit, MONEY_CONTEXT.subtract(after, amount), after, now)

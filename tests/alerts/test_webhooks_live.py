@@ -156,3 +156,15 @@ def _wait(check, timeout: float = 10) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_receiver_refusing_with_a_4xx_fails_the_delivery_at_once(
+    wire: Wire, receiver: Receiver
+) -> None:
+    receiver.answers = [410]
+    endpoint = wire.subscribe(receiver, "billing_record.created")
+    delivery = wire.call("POST", f"/api/webhooks/{endpoint['id']}/test", json={"project_id": "p"})
+    _wait(lambda: _status(wire, delivery["id"]) == "failed")
+    time.sleep(0.5)
+    failed = _delivery(wire, delivery["id"])
+    assert (failed["attempts"], failed["last_status_code"], len(receiver.received)) == (1, 410, 1)
