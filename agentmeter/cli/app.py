@@ -28,6 +28,7 @@ from .common import (
     unexpected,
 )
 from .events import events
+from .ledger import ledger
 from .meters import meter
 from .outbox import outbox
 from .prices import prices
@@ -118,3 +119,4 @@ for command in (report, stats, events, record, meter, billing, prices, projects,
     cli.add_command(command)
 cli.add_command(webhooks)
 cli.add_command(alerts)
+cli.add_command(ledger)

@@ -26,6 +26,7 @@ from .events import EventWrites, StoredEvent
 from .meters import MeterStore
 from .prices import PriceStore
 from .queries import Queries
+from .rollup_check import RollupCheck
 from .schema import SCHEMA_VERSION, migrate
 from .sessions import DashboardSession, SessionStore
 from .unpriced import UnpricedQueries
@@ -42,6 +43,7 @@ class Ledger(
     SessionStore,
     AlertStore,
     WebhookStore,
+    RollupCheck,
 ):
     """All ledger operations over one engine. Thread-safe; share one per process."""
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 from ..pricing import MONEY_CONTEXT, ZERO
 from .base import from_micros, to_micros
-from .dialect import DAY_MICROS, ExactDecimal, money_sum
+from .dialect import DAY_MICROS, ExactDecimal, money_sum, period_start
 
 PeriodKey = tuple[str, str, int]  # (project_id, "day" | "month", period start in micros)
 
@@ -122,17 +122,7 @@ def period_starts(ts: int) -> tuple[int, int]:
 
 def rebuild_spend_totals(connection: Connection, events: Table) -> None:
     """Every day's and month's total from the stored ``events`` (schema step 6)."""
-    dialect = connection.dialect.name
-    day = (events.c.ts - events.c.ts % DAY_MICROS).label("day")
-    query = select(events.c.project_id, day, money_sum(dialect, events.c.total_cost)).group_by(
-        events.c.project_id, day
-    )
-    totals: dict[PeriodKey, Decimal] = defaultdict(lambda: ZERO)
-    for project_id, day_start, amount in connection.execute(query):
-        _, month_start = period_starts(int(day_start))
-        totals[(project_id, "day", int(day_start))] = Decimal(amount)
-        key = (project_id, "month", month_start)
-        totals[key] = MONEY_CONTEXT.add(totals[key], Decimal(amount))
+    totals = expected_spend(connection, events)
     connection.execute(spend_totals.delete())
     if totals:
         connection.execute(
@@ -142,3 +132,19 @@ def rebuild_spend_totals(connection: Connection, events: Table) -> None:
                 for (p, period, s), amount in sorted(totals.items())
             ],
         )
+
+
+def expected_spend(connection: Connection, events: Table) -> dict[PeriodKey, Decimal]:
+    """Each project's spend per UTC day and month, summed from the stored ``events``."""
+    dialect = connection.dialect.name
+    day = period_start(events.c.ts, DAY_MICROS).label("day")
+    query = select(events.c.project_id, day, money_sum(dialect, events.c.total_cost)).group_by(
+        events.c.project_id, day
+    )
+    totals: dict[PeriodKey, Decimal] = defaultdict(lambda: ZERO)
+    for project_id, day_start, amount in connection.execute(query):
+        _, month_start = period_starts(int(day_start))
+        totals[(project_id, "day", int(day_start))] = Decimal(amount)
+        key = (project_id, "month", month_start)
+        totals[key] = MONEY_CONTEXT.add(totals[key], Decimal(amount))
+    return dict(totals)

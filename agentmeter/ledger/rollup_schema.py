@@ -69,22 +69,27 @@ def decoded(column: Any) -> Any:
 
 
 def rebuild_rollups(connection: Connection, events: Table) -> None:
-    """Every rollup row from the stored ``events`` (schema step 7)."""
-    dialect = connection.dialect.name
+    """Every rollup row from the stored ``events`` (schema step 7, ``ledger check --repair``)."""
     for rollup in ROLLUPS:
-        bucket = period_start(events.c.ts, rollup.grain).label("bucket")
-        value = encoded(events.c[rollup.column]).label("value")
-        query = select(
-            events.c.project_id,
-            bucket,
-            value,
-            func.count().label("events"),
-            func.coalesce(func.sum(events.c.api_calls), 0).label("api_calls"),
-            func.coalesce(func.sum(events.c.tokens_in), 0).label("tokens_in"),
-            func.coalesce(func.sum(events.c.tokens_out), 0).label("tokens_out"),
-            money_sum(dialect, events.c.total_cost).label("cost"),
-        ).group_by(events.c.project_id, bucket, value)
         connection.execute(rollup.table.delete())
-        rows = [dict(row._mapping) for row in connection.execute(query)]
+        rows = expected_rows(connection, events, rollup)
         for start in range(0, len(rows), 5000):
             connection.execute(rollup.table.insert(), rows[start : start + 5000])
+
+
+def expected_rows(connection: Connection, events: Table, rollup: Rollup) -> list[dict[str, Any]]:
+    """The rows ``rollup`` should hold, summed from the stored ``events``."""
+    dialect = connection.dialect.name
+    bucket = period_start(events.c.ts, rollup.grain).label("bucket")
+    value = encoded(events.c[rollup.column]).label("value")
+    query = select(
+        events.c.project_id,
+        bucket,
+        value,
+        func.count().label("events"),
+        func.coalesce(func.sum(events.c.api_calls), 0).label("api_calls"),
+        func.coalesce(func.sum(events.c.tokens_in), 0).label("tokens_in"),
+        func.coalesce(func.sum(events.c.tokens_out), 0).label("tokens_out"),
+        money_sum(dialect, events.c.total_cost).label("cost"),
+    ).group_by(events.c.project_id, bucket, value)
+    return [dict(row._mapping) for row in connection.execute(query)]
