@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ..pricing import money_text
 from .alert_schema import expected_spend, rebuild_spend_totals, spend_totals
 from .base import LedgerBase
 from .rollup_schema import ROLLUPS, SUMS, expected_rows, rebuild_rollups
@@ -30,7 +31,17 @@ class Difference:
     expected: tuple[Any, ...] | None  # None: the row should not exist
 
     def __str__(self) -> str:
-        return f"{self.table} {self.key}: stored {self.stored}, from the events {self.expected}"
+        key = " ".join(str(part) for part in self.key)
+        stored, expected = _text(self.stored), _text(self.expected)
+        return f"{self.table} {key}: stored {stored}, from the events {expected}"
+
+
+def _text(sums: tuple[Any, ...] | None) -> str:
+    if sums is None:
+        return "nothing"
+    return "/".join(
+        money_text(value) if isinstance(value, Decimal) else str(value) for value in sums
+    )
 
 
 @dataclass(frozen=True)
