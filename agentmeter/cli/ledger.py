@@ -16,7 +16,14 @@ from .common import EXIT_API, handle_errors
 from .output import dump_json
 
 
-@click.group()
+@click.group(
+    epilog="""
+\b
+Examples:
+  agentmeter ledger check
+  agentmeter ledger check --db sqlite:///ledger.db --repair
+"""
+)
 def ledger() -> None:
     """Look after a ledger database directly (no server)."""
 
