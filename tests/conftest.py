@@ -152,3 +152,18 @@ def postgres_databases(postgres_url):
         return postgres_url.rsplit("/", 1)[0] + f"/{name}"
 
     return create
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def project_ledger(request, tmp_path):
+    """A fresh ledger holding project "p", on a SQLite file and on PostgreSQL."""
+    from agentmeter.ledger import Ledger
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("postgres_databases")("ledger")
+    opened = Ledger.open(url)
+    opened.ensure_project("p", "P")
+    yield opened
+    opened.close()

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from ..client import AgentMeterClient
+from ..core.answers import ReportTotals
 from ..core.wire import GROUP_COLUMNS
 from ..models import ReportRow
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
@@ -72,26 +73,8 @@ Examples:
 """
 
 
-@dataclass
-class Totals:
-    """Exact sums over report rows."""
-
-    events: int = 0
-    api_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: Decimal = ZERO
-
-    @classmethod
-    def of(cls, rows: Sequence[ReportRow]) -> Totals:
-        totals = cls()
-        for row in rows:
-            totals.events += row.events
-            totals.api_calls += row.api_calls
-            totals.tokens_in += row.tokens_in
-            totals.tokens_out += row.tokens_out
-            totals.cost = MONEY_CONTEXT.add(totals.cost, row.cost)
-        return totals
+class Totals(ReportTotals):
+    """The report's totals line."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

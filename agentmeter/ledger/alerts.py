@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from ..core.webhook_models import DEFAULT_SHARES, THRESHOLD_CROSSED, AlertSettings
+from ..core.webhook_models import THRESHOLD_CROSSED, AlertSettings
 from ..pricing import MONEY_CONTEXT, money_text
 from .alert_schema import alert_marks, alert_settings
 from .base import LedgerBase, from_micros, now_micros
@@ -171,4 +171,4 @@ class AlertStore(LedgerBase):
             return settings_of(connection, project_id)
 
 
-__all__ = ["DEFAULT_SHARES", "AlertStore", "announce_crossings", "rearm", "settings_of"]
+__all__ = ["AlertStore", "announce_crossings", "rearm", "settings_of"]

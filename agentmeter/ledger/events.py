@@ -71,8 +71,9 @@ class EventWrites(LedgerBase):
         times_given = ["timestamp" in event.model_fields_set for event in batch]
         with self.writing() as connection:
             new_keys = self._insert_new(connection, rows)
-            charges = self._charge_meters(connection, rows, new_keys, recorded_at)
-            self._watch(connection, charges, _first_new(rows, new_keys), recorded_at)
+            new_rows = _first_new(rows, new_keys)
+            charges = self._charge_meters(connection, new_rows, recorded_at)
+            self._watch(connection, charges, new_rows, recorded_at)
             stored = self._stored(connection, [r for r in rows if _key(r) not in new_keys])
         return _outcomes(rows, times_given, new_keys, stored)
 
@@ -93,20 +94,13 @@ class EventWrites(LedgerBase):
         return {(row.project_id, row.id) for row in connection.execute(statement, rows)}
 
     def _charge_meters(
-        self,
-        connection: Connection,
-        rows: Iterable[dict[str, Any]],
-        new_keys: set[EventKey],
-        now: int,
+        self, connection: Connection, new_rows: Iterable[dict[str, Any]], now: int
     ) -> dict[tuple[str, str], Decimal]:
+        """Add the rows this write stored to their users' meters; return the charges."""
         charges: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-        charged: set[EventKey] = set()
-        for row in rows:
-            key = _key(row)
-            if key in new_keys and key not in charged:  # an id twice in one batch
-                charged.add(key)
-                user = (row["project_id"], row["user_id"])
-                charges[user] = MONEY_CONTEXT.add(charges[user], row["total_cost"])
+        for row in new_rows:
+            user = (row["project_id"], row["user_id"])
+            charges[user] = MONEY_CONTEXT.add(charges[user], row["total_cost"])
         add_usages(connection, self.dialect, charges, now)
         return charges
 

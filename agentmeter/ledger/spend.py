@@ -19,13 +19,11 @@ from sqlalchemy import Connection, bindparam
 
 from ..core.webhook_models import SPEND_EXCEEDED, AlertSettings
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
-from .alert_schema import period_starts, spend_totals
+from .alert_schema import PeriodKey, period_starts, spend_totals
 from .alerts import settings_of
 from .base import from_micros
 from .dialect import DAY_MICROS, ExactDecimal, insert_for, money_add
 from .webhook_store import enqueue
-
-PeriodKey = tuple[str, str, int]  # (project_id, "day" | "month", period start in micros)
 
 
 def add_spend(

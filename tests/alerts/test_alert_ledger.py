@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,9 @@ from agentmeter.models import InstantPayEvent
 ALL_TYPES = ["meter.threshold_crossed", "project.spend_exceeded", "billing_record.created"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    else:
-        url = request.getfixturevalue("postgres_databases")(f"alerts_{id(request)}")
-    opened = Ledger.open(url)
-    opened.ensure_project("p", "P")
-    yield opened
-    opened.close()
+@pytest.fixture
+def ledger(project_ledger: Ledger) -> Ledger:
+    return project_ledger  # tests/conftest.py: SQLite and PostgreSQL
 
 
 def charge(ledger: Ledger, event_id: str, amount: str, user: str = "u") -> None:

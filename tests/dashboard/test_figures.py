@@ -3,10 +3,8 @@ SQLite and PostgreSQL; and the ledger queries behind them (breakdown, event page
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,16 +25,9 @@ USERS = ["alice", "bob", "carol", "50%_off", "o'brien"]
 AGENTS = ["support", "search", None]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    else:
-        url = request.getfixturevalue("postgres_databases")(f"figures_{id(request)}")
-    opened = Ledger.open(url)
-    opened.ensure_project("p", "P")
-    yield opened
-    opened.close()
+@pytest.fixture
+def ledger(project_ledger: Ledger) -> Ledger:
+    return project_ledger  # tests/conftest.py: SQLite and PostgreSQL
 
 
 def instant(index: int, user: str, agent: str | None, hours_ago: float, amount: str) -> MeterEvent:

@@ -3,10 +3,8 @@ to the last digit: random events, duplicates, any range, SQLite and PostgreSQL."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +20,9 @@ from agentmeter.models import APIRequestPayEvent, InstantPayEvent, MeterEvent
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    else:
-        url = request.getfixturevalue("postgres_databases")(f"rollups_{id(request)}")
-    opened = Ledger.open(url)
-    opened.ensure_project("p", "P")
-    yield opened
-    opened.close()
+@pytest.fixture
+def ledger(project_ledger: Ledger) -> Ledger:
+    return project_ledger  # tests/conftest.py: SQLite and PostgreSQL
 
 
 event_strategy = st.tuples(

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from ...core.answers import ReportTotals
 from ...core.wire import ReportQuery
 from ...ledger import Ledger
 from ...ledger.base import to_micros
 from ...ledger.queries import period_label
 from ...models import ReportRow, UserMeter
-from ...pricing import ZERO, money_sum
 from .periods import Period, bucket_starts
 
 TOP = 10
@@ -28,22 +28,7 @@ SHARES = 20
 PAGE = 50
 
 
-@dataclass
-class Sums:
-    """Events, calls, tokens and exact cost of some set of events."""
-
-    events: int = 0
-    api_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: Decimal = ZERO
-
-    def add(self, row: ReportRow) -> None:
-        self.events += row.events
-        self.api_calls += row.api_calls
-        self.tokens_in += row.tokens_in
-        self.tokens_out += row.tokens_out
-        self.cost = money_sum((self.cost, row.cost))
+Sums = ReportTotals  # events, calls, tokens and exact cost of some events
 
 
 @dataclass
@@ -164,4 +149,4 @@ def _shares(rows: Iterable[ReportRow], key: str) -> list[Share]:
 
 
 def _sums(row: ReportRow) -> Sums:
-    return Sums(row.events, row.api_calls, row.tokens_in, row.tokens_out, row.cost)
+    return Sums.of([row])

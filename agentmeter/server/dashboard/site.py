@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -85,7 +85,6 @@ class PageContext:
     project: str
     period: Period
     notice: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scope(self) -> dict[str, str]:
