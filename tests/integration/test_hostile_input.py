@@ -188,6 +188,16 @@ def test_one_surrogate_in_a_batch_rejects_that_event_only(api: Api) -> None:
     api.assert_reads_work()
 
 
+def test_a_batch_naming_a_foreign_project_is_refused_whole(api: Api) -> None:
+    valid = [api.event() for _ in range(3)]
+    foreign = api.event(project_id="0")
+    response = api.send("POST", "/api/meter/events/batch", encode({"events": [*valid, foreign]}))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert not {event["id"] for event in valid} & api.stored_ids()
+    api.assert_reads_work()
+
+
 @pytest.mark.parametrize(
     "body",
     [b"[" * 100_000, b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
@@ -242,6 +252,14 @@ def test_arbitrary_batches_store_every_valid_event(api: Api, data: st.DataObject
     hostile = [hostile_event(api, data) for _ in range(data.draw(st.integers(1, 4)))]
     events = data.draw(st.permutations([*valid, *hostile]))
     response = api.send("POST", "/api/meter/events/batch", encode({"events": events}))
+    if response.status_code == 403:
+        # A batch naming a project the key may not write is refused whole (WIRE.md:
+        # 403 is the request's authorization), and nothing of it is stored.
+        assert response.json()["error"]["code"] == "forbidden"
+        assert any(event.get("project_id") != api.project_id for event in hostile)
+        assert not {event["id"] for event in valid} & api.stored_ids()
+        api.assert_reads_work()
+        return
     assert response.status_code == 200, response.text[:300]
     rejected = {item["index"] for item in response.json()["rejected"]}
     assert not any(events[index] is event for index in rejected for event in valid)
