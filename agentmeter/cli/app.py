@@ -36,6 +36,7 @@ from .projects import projects
 from .records import record
 from .report import report, stats
 from .serve import serve
+from .stripe_sync import stripe
 from .webhooks import alerts, webhooks
 
 EXAMPLES = """
@@ -52,6 +53,7 @@ Examples:
   agentmeter alerts set --shares 50,80,100 --daily-limit 250
   agentmeter outbox replay
   agentmeter serve --db sqlite:///ledger.db --port 8787
+  agentmeter stripe sync --since 2025-01-01 --until 2025-02-01   # a dry run
 
 \b
 Every subcommand takes the connection flags after its name: --base-url and
@@ -120,3 +122,4 @@ for command in (report, stats, events, record, meter, billing, prices, projects,
 cli.add_command(webhooks)
 cli.add_command(alerts)
 cli.add_command(ledger)
+cli.add_command(stripe)

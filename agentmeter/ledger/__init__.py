@@ -29,6 +29,7 @@ from .queries import Queries
 from .rollup_check import RollupCheck
 from .schema import SCHEMA_VERSION, migrate
 from .sessions import DashboardSession, SessionStore
+from .stripe_store import StripeStore, SyncLogEntry
 from .unpriced import UnpricedQueries
 from .webhook_store import WebhookStore
 
@@ -44,6 +45,7 @@ class Ledger(
     AlertStore,
     WebhookStore,
     RollupCheck,
+    StripeStore,
 ):
     """All ledger operations over one engine. Thread-safe; share one per process."""
 
@@ -162,6 +164,7 @@ __all__ = [
     "KeyRecord",
     "Ledger",
     "StoredEvent",
+    "SyncLogEntry",
     "hash_key",
     "new_api_key",
 ]

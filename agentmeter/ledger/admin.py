@@ -20,6 +20,7 @@ from .dialect import money_sum
 from .errors import conflict, not_found
 from .rollup_schema import rollup_metadata
 from .schema import api_keys, billing_records, events, projects, user_meters
+from .stripe_schema import stripe_metadata
 from .webhook_store import enqueue
 
 
@@ -205,7 +206,7 @@ class AdminStore(LedgerBase):
 
     def delete_project(self, project_id: str) -> None:
         """Delete a project with its keys, events, meters, billing records, alerts,
-        webhooks and rollups."""
+        webhooks, rollups, Stripe customer map and Stripe sync log."""
         with self.writing() as connection:
             for table in (
                 events,
@@ -214,6 +215,7 @@ class AdminStore(LedgerBase):
                 api_keys,
                 *alert_metadata.sorted_tables,
                 *rollup_metadata.sorted_tables,
+                *stripe_metadata.sorted_tables,
             ):
                 connection.execute(delete(table).where(table.c.project_id == project_id))
             result = connection.execute(delete(projects).where(projects.c.id == project_id))

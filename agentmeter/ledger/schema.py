@@ -42,8 +42,9 @@ from sqlalchemy.schema import CreateColumn
 from .alert_schema import alert_metadata, rebuild_spend_totals
 from .dialect import ExactDecimal
 from .rollup_schema import rebuild_rollups, rollup_metadata
+from .stripe_schema import stripe_metadata
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 metadata = MetaData()
 
 schema_version = Table(
@@ -200,6 +201,7 @@ def _create_current(connection: Connection) -> None:
     )
     alert_metadata.create_all(connection)
     rollup_metadata.create_all(connection)
+    stripe_metadata.create_all(connection)
 
 
 def _scope_event_ids_by_project(connection: Connection) -> None:
@@ -285,6 +287,11 @@ def _add_rollups(connection: Connection) -> None:
     rebuild_rollups(connection, events)
 
 
+def _add_stripe_sync(connection: Connection) -> None:
+    """Version 8: the Stripe customer map and sync log (new tables only)."""
+    stripe_metadata.create_all(connection)
+
+
 def is_unpriced(metadata_text: str) -> bool:
     """Whether stored metadata marks its event as recorded at 0 for want of a price."""
     try:
@@ -303,6 +310,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (5, _add_dashboard_sessions),
     (6, _add_alerts),
     (7, _add_rollups),
+    (8, _add_stripe_sync),
 ]
 
 
