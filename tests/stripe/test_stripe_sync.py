@@ -56,7 +56,8 @@ def logged(url: str) -> int:
     ledger = Ledger.open(url)
     try:
         with ledger.reading() as connection:
-            return int(connection.execute(select(func.count()).select_from(stripe_sync_log)).one()[0])
+            count = select(func.count()).select_from(stripe_sync_log)
+            return int(connection.execute(count).scalar_one())
     finally:
         ledger.close()
 
@@ -202,7 +203,8 @@ def test_a_plain_429_is_not_retried_and_is_reported(
     result = sync(ledger_url, today, "--commit")
     assert result.exit_code == 1
     failed = [row for row in json.loads(result.stdout)["rows"] if row["status"] == "failed"]
-    assert len(failed) == 1 and "429 rate_limit" in failed[0]["note"]
+    assert len(failed) == 1
+    assert "429 rate_limit" in failed[0]["note"]
     assert len(fake_stripe.requests) == 4
     assert logged(ledger_url) == 3
 
@@ -260,7 +262,8 @@ def test_the_map_beats_metadata_and_unmapped_users_are_listed(
     missing = run("stripe", "unmap", "bob", "--db", ledger_url, "--project-id", "p")
     assert missing.exit_code == 1
     bad = run("stripe", "map", "bob", "acct_123", "--db", ledger_url, "--project-id", "p")
-    assert bad.exit_code == 2 and "not a Stripe customer id" in bad.stderr
+    assert bad.exit_code == 2
+    assert "not a Stripe customer id" in bad.stderr
 
 
 def test_open_old_and_partial_periods_are_not_sent(
@@ -283,16 +286,16 @@ def test_open_old_and_partial_periods_are_not_sent(
     assert counts["sent"] == 4
     # Today (not over) has no usage here; a period not over is listed when it has some.
     ledger = Ledger.open(ledger_url)
-    ledger.record_events(
-        [InstantPayEvent(project_id="p", agent_id="a", user_id="alice", amount="2", timestamp=today)]
-    )
+    now = InstantPayEvent(project_id="p", agent_id="a", user_id="alice", amount=2, timestamp=today)
+    ledger.record_events([now])
     ledger.close()
     result = run("stripe", "sync", "--db", ledger_url, "--project-id", "p", "--since", since,
                  "--until", until, "--format", "json")  # fmt: skip
     assert json.loads(result.stdout)["counts"]["period not over"] == 1
     # --since in the middle of a day: that partial day is left out.
+    mid_day = (today - timedelta(hours=30)).isoformat()
     partial = run("stripe", "sync", "--db", ledger_url, "--project-id", "p", "--format", "json",
-                  "--since", (today - timedelta(hours=30)).isoformat(), "--until", day(today))  # fmt: skip
+                  "--since", mid_day, "--until", day(today))  # fmt: skip
     assert json.loads(partial.stdout)["start"] == day(today - timedelta(days=1)) + "T00:00:00Z"
 
 

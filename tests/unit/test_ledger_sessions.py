@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, inspect, select
 from agentmeter.ledger import SCHEMA_VERSION, DashboardSession, Ledger, hash_key
 from agentmeter.ledger.alert_schema import alert_metadata
 from agentmeter.ledger.rollup_schema import rollup_metadata
+from agentmeter.ledger.stripe_schema import stripe_metadata
 from agentmeter.ledger.schema import dashboard_sessions, metadata, schema_version
 from agentmeter.models import APIRequestPayEvent
 
@@ -233,6 +234,7 @@ def _downgrade_to_version_4(url: str) -> None:
         dashboard_sessions.drop(connection)
         alert_metadata.drop_all(connection)  # version 6's tables
         rollup_metadata.drop_all(connection)  # version 7's
+        stripe_metadata.drop_all(connection)  # version 8's
         connection.execute(schema_version.update().values(version=4))
         tables = set(inspect(connection).get_table_names())
     engine.dispose()
