@@ -65,8 +65,13 @@ def make_client(
 
 
 def secrets_of(api_key: str | None) -> tuple[str | None, ...]:
-    """Every key this process may hold: the flag's and the environment's."""
-    return (api_key, os.environ.get("AGENTMETER_API_KEY"), os.environ.get("AGENTMETER_ADMIN_KEY"))
+    """Every key this process may hold: the flag's and the environment's (Stripe's too)."""
+    return (
+        api_key,
+        os.environ.get("AGENTMETER_API_KEY"),
+        os.environ.get("AGENTMETER_ADMIN_KEY"),
+        os.environ.get("STRIPE_API_KEY"),
+    )
 
 
 def silence_stdout() -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -325,3 +328,21 @@ def test_the_table_shows_the_key_nowhere_and_a_test_key_keeps_its_own_log(
     # What test mode got is no reason to skip anything in live mode.
     assert json.loads(live.stdout)["counts"]["to send"] == 4
     no_key(live)
+
+
+def test_a_real_process_reads_the_key_and_base_from_its_environment(
+    fake_stripe: FakeStripe, ledger_url: str, today: datetime
+) -> None:
+    seed(ledger_url, today)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMETER_")}
+    env |= {"STRIPE_API_KEY": STRIPE_KEY, "AGENTMETER_STRIPE_API_BASE": fake_stripe.url}
+    since, until = day(today - timedelta(days=2)), day(today)
+    done = subprocess.run(
+        [sys.executable, "-m", "agentmeter.cli", "stripe", "sync", "--db", ledger_url,
+         "--project-id", "p", "--since", since, "--until", until, "--commit"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "4 sent to Stripe (test mode)" in done.stdout
+    assert STRIPE_KEY not in done.stdout + done.stderr
+    assert len(fake_stripe.requests) == 4
