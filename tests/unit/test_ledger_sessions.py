@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, inspect, select
 from agentmeter.ledger import SCHEMA_VERSION, DashboardSession, Ledger, hash_key
 from agentmeter.ledger.alert_schema import alert_metadata
 from agentmeter.ledger.rollup_schema import rollup_metadata
-from agentmeter.ledger.stripe_schema import stripe_metadata
 from agentmeter.ledger.schema import dashboard_sessions, metadata, schema_version
+from agentmeter.ledger.stripe_schema import stripe_metadata
 from agentmeter.models import APIRequestPayEvent
 
 HOUR = timedelta(hours=1)
