@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from ..core.jsonio import format_time
 from ..ledger.base import to_micros
 from ..ledger.stripe_store import SyncLogEntry
 from ..models import ReportRow
@@ -59,11 +60,12 @@ class Period:
 
     @property
     def label(self) -> str:
+        """As ``agentmeter report`` names it: ``2025-01``, ``2025-01-31``, an RFC 3339 hour."""
         if self.granularity == "month":
             return self.start.strftime("%Y-%m")
         if self.granularity == "day":
             return self.start.date().isoformat()
-        return self.start.strftime("%Y-%m-%dT%H:00Z")
+        return format_time(self.start)
 
     @property
     def timestamp(self) -> int:

@@ -164,6 +164,17 @@ def ledger_url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh ledger on a SQLite file, and one on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("postgres_databases")("stripe")
+    Ledger.open(url).close()
+    return url
+
+
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, prog_name="agentmeter")
 

@@ -139,4 +139,4 @@ def test_report_period_labels_read_back_with_their_last_second() -> None:
     hour = period_of("2025-01-31T23:00:00Z", "hour")
     assert hour.end == datetime(2025, 2, 1, tzinfo=UTC)
     assert hour.timestamp == int(datetime(2025, 2, 1, tzinfo=UTC).timestamp()) - 1
-    assert hour.label == "2025-01-31T23:00Z"
+    assert hour.label == "2025-01-31T23:00:00Z"

@@ -92,10 +92,10 @@ def test_dry_run_prints_the_payloads_and_sends_nothing(
 
 
 def test_commit_sends_form_encoded_meter_events_and_a_rerun_sends_nothing(
-    fake_stripe: FakeStripe, ledger_url: str, today: datetime
+    fake_stripe: FakeStripe, any_ledger_url: str, today: datetime
 ) -> None:
-    seed(ledger_url, today)
-    first = sync(ledger_url, today, "--commit")
+    seed(any_ledger_url, today)
+    first = sync(any_ledger_url, today, "--commit")
     assert first.exit_code == 0, first.stderr
     no_key(first)
     assert len(fake_stripe.requests) == 4
@@ -124,26 +124,26 @@ def test_commit_sends_form_encoded_meter_events_and_a_rerun_sends_nothing(
     assert {form["payload[value]"] for form in fake_stripe.forms} == {"114"}
     identifiers = {form["identifier"] for form in fake_stripe.forms}
     assert len(identifiers) == 4
-    assert logged(ledger_url) == 4
+    assert logged(any_ledger_url) == 4
     rows = json.loads(first.stdout)["rows"]
     assert {row["stripe_request_id"] for row in rows if row["status"] == "sent"} >= {"req_fake0001"}
 
-    second = sync(ledger_url, today, "--commit")
+    second = sync(any_ledger_url, today, "--commit")
     assert second.exit_code == 0, second.stderr
     assert len(fake_stripe.requests) == 4  # nothing sent again
     assert json.loads(second.stdout)["counts"] == {"already synced": 4, "no Stripe customer": 2}
 
-    forced = sync(ledger_url, today, "--commit", "--force")
+    forced = sync(any_ledger_url, today, "--commit", "--force")
     assert forced.exit_code == 0, forced.stderr
     resent = {form["identifier"] for form in fake_stripe.forms[4:]}
     assert resent == identifiers  # the same identifiers: Stripe can tell they are the same
-    assert logged(ledger_url) == 4
+    assert logged(any_ledger_url) == 4
 
 
-def test_values_equal_the_report_for_every_value_kind(ledger_url: str, today: datetime) -> None:
-    seed(ledger_url, today)
+def test_values_equal_the_report_for_every_value_kind(any_ledger_url: str, today: datetime) -> None:
+    seed(any_ledger_url, today)
     since, until = day(today - timedelta(days=2)), day(today)
-    report = run("report", "--db", ledger_url, "--project-id", "p", "--since", since,
+    report = run("report", "--db", any_ledger_url, "--project-id", "p", "--since", since,
                  "--until", until, "--group-by", "user", "--format", "json")  # fmt: skip
     assert report.exit_code == 0, report.stderr
     expected: dict[str, dict[tuple[str, str], int]] = {"cost": {}, "tokens": {}, "api_calls": {}}
@@ -154,7 +154,7 @@ def test_values_equal_the_report_for_every_value_kind(ledger_url: str, today: da
         expected["tokens"][key] = row["tokens_in"] + row["tokens_out"]
         expected["api_calls"][key] = row["api_calls"]
     for kind, values in expected.items():
-        result = sync(ledger_url, today, "--value", kind)
+        result = sync(any_ledger_url, today, "--value", kind)
         assert result.exit_code == 0, result.stderr
         document = json.loads(result.stdout)
         assert document["event_name"] == f"agentmeter_{kind}"
@@ -178,11 +178,11 @@ def test_a_retryable_failure_is_retried_by_the_package(
 
 
 def test_a_persistent_failure_is_reported_and_not_logged(
-    fake_stripe: FakeStripe, ledger_url: str, today: datetime
+    fake_stripe: FakeStripe, any_ledger_url: str, today: datetime
 ) -> None:
-    seed(ledger_url, today)
+    seed(any_ledger_url, today)
     fake_stripe.fail(500, times=2)  # the first event's try and its one retry
-    result = sync(ledger_url, today, "--commit", "--retries", "1")
+    result = sync(any_ledger_url, today, "--commit", "--retries", "1")
     assert result.exit_code == 1
     no_key(result)
     rows = json.loads(result.stdout)["rows"]
@@ -190,12 +190,12 @@ def test_a_persistent_failure_is_reported_and_not_logged(
     assert len(failed) == 1
     assert "500" in failed[0]["note"]
     assert "fake failure 500" in failed[0]["note"]
-    assert logged(ledger_url) == 3
+    assert logged(any_ledger_url) == 3
     # The next run sends just that one, under the same identifier.
-    again = sync(ledger_url, today, "--commit")
+    again = sync(any_ledger_url, today, "--commit")
     assert again.exit_code == 0, again.stderr
     assert fake_stripe.forms[-1]["identifier"] == failed[0]["identifier"]
-    assert logged(ledger_url) == 4
+    assert logged(any_ledger_url) == 4
 
 
 def test_a_plain_429_is_not_retried_and_is_reported(
@@ -303,14 +303,14 @@ def test_open_old_and_partial_periods_are_not_sent(
 
 
 def test_a_month_overlapping_synced_days_is_never_sent(
-    fake_stripe: FakeStripe, ledger_url: str, today: datetime
+    fake_stripe: FakeStripe, any_ledger_url: str, today: datetime
 ) -> None:
-    seed(ledger_url, today)
-    assert sync(ledger_url, today, "--commit").exit_code == 0
+    seed(any_ledger_url, today)
+    assert sync(any_ledger_url, today, "--commit").exit_code == 0
     sent = len(fake_stripe.requests)
     month_start = (today - timedelta(days=2)).replace(day=1)
     next_month = (month_start + timedelta(days=32)).replace(day=1)
-    result = run("stripe", "sync", "--db", ledger_url, "--project-id", "p", "--granularity",
+    result = run("stripe", "sync", "--db", any_ledger_url, "--project-id", "p", "--granularity",
                  "month", "--since", day(month_start), "--until", day(next_month),
                  "--format", "json", "--commit", "--force")  # fmt: skip
     assert result.exit_code == 0, result.stderr
