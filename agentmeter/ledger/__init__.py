@@ -28,6 +28,7 @@ from .prices import PriceStore
 from .queries import Queries
 from .rollup_check import RollupCheck
 from .schema import SCHEMA_VERSION, migrate
+from .summaries import SummaryQueries
 from .sessions import DashboardSession, SessionStore
 from .unpriced import UnpricedQueries
 from .webhook_store import WebhookStore
@@ -37,6 +38,7 @@ class Ledger(
     EventWrites,
     MeterStore,
     AdminStore,
+    SummaryQueries,
     Queries,
     PriceStore,
     UnpricedQueries,
