@@ -36,6 +36,7 @@ from .projects import projects
 from .records import record
 from .report import report, stats
 from .serve import serve
+from .summary import summary
 from .webhooks import alerts, webhooks
 
 EXAMPLES = """
@@ -120,3 +121,4 @@ for command in (report, stats, events, record, meter, billing, prices, projects,
 cli.add_command(webhooks)
 cli.add_command(alerts)
 cli.add_command(ledger)
+cli.add_command(summary)

@@ -40,6 +40,7 @@ from .output import (
     wire_value,
 )
 from .params import MOMENT, TIME_HELP, check_range, end_or_now
+from .windows import time_shorthands
 
 PAGE = 1000
 CSV_COLUMNS = (
@@ -124,6 +125,7 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
 @click.option("--all", "everything", is_flag=True, help="Every matching event (no limit).")
 @format_option()
 @output_option()
+@time_shorthands()
 @reads_client
 def events(
     client: AgentMeterClient,

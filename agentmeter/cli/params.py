@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..core.jsonio import format_time
+from ..core.wire import GROUP_COLUMNS, check_metadata_key, metadata_key_of
 from ..errors import AgentMeterValidationError
 from ..pricing import to_money
 
@@ -106,8 +107,28 @@ class MoneyType(_ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class GroupType(_ParamType):
+    """A report group: user, agent, payment_type, model, or metadata.KEY."""
+
+    name = "GROUP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        key = metadata_key_of(text)
+        if key is None and text not in GROUP_COLUMNS:
+            choices = ", ".join(GROUP_COLUMNS)
+            self.fail(f"{text!r} is not one of {choices} or metadata.KEY", param, ctx)
+        if key is not None:
+            try:
+                check_metadata_key(key, "--group-by")
+            except AgentMeterValidationError as exc:
+                self.fail(str(exc), param, ctx)
+        return text
+
+
 MOMENT = MomentType()
 MONEY = MoneyType()
+GROUP = GroupType()
 
 
 def check_range(since: datetime | None, until: datetime | None) -> None:

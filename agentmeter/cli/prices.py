@@ -40,6 +40,7 @@ from .output import (
     write_json,
 )
 from .params import MOMENT, MONEY, TIME_HELP
+from .windows import time_shorthands
 
 EXAMPLES = """
 \b
@@ -143,6 +144,7 @@ def prices_markup(client: AgentMeterClient, percent: Decimal) -> None:
 @click.option("--end-date", "--until", "end", type=MOMENT, help="End, exclusive.")
 @format_option()
 @output_option()
+@time_shorthands(since="start", until="end")
 @reads_client
 def prices_missing(
     client: AgentMeterClient,

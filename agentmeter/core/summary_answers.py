@@ -54,7 +54,9 @@ class SummaryRow(AgentMeterModel):
             total.cost = MONEY_CONTEXT.add(total.cost, row.cost)
             if row.first_event is not None:
                 first = total.first_event
-                total.first_event = row.first_event if first is None else min(first, row.first_event)
+                total.first_event = (
+                    row.first_event if first is None else min(first, row.first_event)
+                )
             if row.last_event is not None:
                 last = total.last_event
                 total.last_event = row.last_event if last is None else max(last, row.last_event)

@@ -28,8 +28,8 @@ from .prices import PriceStore
 from .queries import Queries
 from .rollup_check import RollupCheck
 from .schema import SCHEMA_VERSION, migrate
-from .summaries import SummaryQueries
 from .sessions import DashboardSession, SessionStore
+from .summaries import SummaryQueries
 from .unpriced import UnpricedQueries
 from .webhook_store import WebhookStore
 

@@ -212,7 +212,9 @@ class Queries(LedgerBase):
         filters = {"user_id": query.user_id, "agent_id": query.agent_id}
         start = None if query.start_date is None else to_micros(query.start_date)
         end = None if query.end_date is None else to_micros(query.end_date)
-        rollup = None if grouping.extra else self._rollup(grouping.rollup_keys, filters, granularity)
+        rollup = (
+            None if grouping.extra else self._rollup(grouping.rollup_keys, filters, granularity)
+        )
         project_id = None if query.all_projects else query.project_id
         return facts(project_id, start, end, filters, rollup, grouping.extra)
 
