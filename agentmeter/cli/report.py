@@ -199,9 +199,8 @@ def report(
             output, ["period", *keys, *METRICS], [_row_values(row, keys) for row in rows], written
         )
         return
-    query = {
+    query: dict[str, Any] = {
         "project_id": None if all_projects else project_of(client),
-        "all_projects": all_projects,
         "granularity": granularity,
         "group_by": groups,
         "since": optional_time_text(since),
@@ -209,6 +208,8 @@ def report(
         "user_id": user_id,
         "agent_id": agent_id,
     }
+    if all_projects:
+        query["all_projects"] = True
     if fmt == "json":
         document = {
             "generated_at": now_text(),
@@ -232,7 +233,7 @@ def report(
 def _report_table(
     rows: Sequence[ReportRow], keys: Sequence[str], totals: Totals, query: dict[str, Any]
 ) -> TextTable:
-    scope = "all projects" if query["all_projects"] else f"project {query['project_id']}"
+    scope = "all projects" if query.get("all_projects") else f"project {query['project_id']}"
     title = f"Usage by {query['granularity']}, {scope}"
     columns = [Column(_HEADERS["period"]), *(Column(_HEADERS.get(key, key)) for key in keys)]
     columns += [Column(_HEADERS[metric], numeric=True) for metric in METRICS]

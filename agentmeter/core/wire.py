@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from ..errors import AgentMeterValidationError
 from ..models import AgentMeterModel, BillingStatus, EventType, PaymentType
@@ -57,14 +58,14 @@ def check_metadata_key(key: str, field: str = "group_by") -> str:
 
 
 def _check_group(group: str) -> str:
+    # A pydantic error, so the error names the item: group_by.0
     key = metadata_key_of(group)
-    if key is not None:
-        check_metadata_key(key)
-    elif group not in GROUP_COLUMNS:
-        raise AgentMeterValidationError.for_field(
-            "group_by",
-            f"must be one of {', '.join(GROUP_COLUMNS)} or metadata.<key>, got {group[:40]!r}",
-        )
+    if key is not None and not _METADATA_KEY.match(key):
+        message = f"metadata key {key[:40]!r} must be 1 to 100 letters, digits, '_', '-' or '.'"
+        raise PydanticCustomError("report_group", message)
+    if key is None and group not in GROUP_COLUMNS:
+        message = f"must be one of {', '.join(GROUP_COLUMNS)} or metadata.<key>, got {group[:40]!r}"
+        raise PydanticCustomError("report_group", message)
     return group
 
 

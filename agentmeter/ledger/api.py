@@ -243,10 +243,9 @@ class LedgerAPI:
 
     def stats(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
         query = parse(StatsQuery, self.scoped(who, params))
-        if query.all_projects:  # admin only: every project's totals, and theirs summed
+        if query.all_projects:
             who.require_admin()
-            return self.ledger.all_project_stats(query.timeframe).to_dict()
-        return self.ledger.stats(query.project_id or "", query.timeframe).to_dict()
+        return self.ledger.stats_of(query).to_dict()
 
     def report(self, who: Principal, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         query = parse(ReportQuery, self.scoped(who, params))

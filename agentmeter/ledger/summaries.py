@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from ..core.answers import MeterStats, ProjectStats
 from ..core.summary_answers import SummaryRow, UsageSummary
-from ..core.wire import SummaryQuery, parse_timeframe
+from ..core.wire import StatsQuery, SummaryQuery, parse_timeframe
 from ..pricing import MONEY_CONTEXT
 from .base import from_micros, now_micros, to_micros
 from .queries import Queries
@@ -25,6 +25,12 @@ from .schema import events
 
 
 class SummaryQueries(Queries):
+    def stats_of(self, query: StatsQuery) -> MeterStats:
+        """The stats of the query's project, or of every project (``all_projects``)."""
+        if query.all_projects:
+            return self.all_project_stats(query.timeframe)
+        return self.stats(query.project_id or "", query.timeframe)
+
     def all_project_stats(self, timeframe: str) -> MeterStats:
         """Every project's totals over ``timeframe``, and their exact sum."""
         projects = self.project_stats(timeframe)
