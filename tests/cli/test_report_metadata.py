@@ -48,8 +48,11 @@ def make_events(project_id: str, count: int = 60) -> list[MeterEvent]:
         elif kind == 1:
             made.append(
                 TokenBasedPayEvent(
-                    tokens_in=100 * index, tokens_out=7 * index,
-                    input_token_price="0.0000025", output_token_price="0.00001537", **common,
+                    tokens_in=100 * index,
+                    tokens_out=7 * index,
+                    input_token_price="0.0000025",
+                    output_token_price="0.00001537",
+                    **common,
                 )  # fmt: skip
             )
         else:
