@@ -118,8 +118,9 @@ def total_cost(events: list[MeterEvent]) -> Decimal:
 @pytest.mark.parametrize("by_user", [False, True])
 def test_report_groups_every_project(world, am, granularity, by_user):
     groups = ["--group-by", "user"] if by_user else []
-    result = am("report", *world.admin_flags, "--all-projects", "--granularity", granularity,
-                *groups, "--since", "2025-01-01", "--until", "2025-03-01", "--format", "json")  # fmt: skip
+    window = ["--since", "2025-01-01", "--until", "2025-03-01"]
+    flags = ["--all-projects", "--granularity", granularity, *groups, *window]
+    result = am("report", *world.admin_flags, *flags, "--format", "json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["query"]["all_projects"] is True

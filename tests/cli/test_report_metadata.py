@@ -53,7 +53,7 @@ def make_events(project_id: str, count: int = 60) -> list[MeterEvent]:
                     input_token_price="0.0000025",
                     output_token_price="0.00001537",
                     **common,
-                )  # fmt: skip
+                )
             )
         else:
             made.append(InstantPayEvent(amount=f"0.{index:02d}333333", **common))
