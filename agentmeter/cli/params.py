@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..core.jsonio import format_time
-from ..core.wire import GROUP_COLUMNS, check_metadata_key, metadata_key_of
+from ..core.wire import GROUP_COLUMNS, metadata_key_of, metadata_key_problem
 from ..errors import AgentMeterValidationError
 from ..pricing import to_money
 
@@ -118,11 +118,9 @@ class GroupType(_ParamType):
         if key is None and text not in GROUP_COLUMNS:
             choices = ", ".join(GROUP_COLUMNS)
             self.fail(f"{text!r} is not one of {choices} or metadata.KEY", param, ctx)
-        if key is not None:
-            try:
-                check_metadata_key(key, "--group-by")
-            except AgentMeterValidationError as exc:
-                self.fail(str(exc), param, ctx)
+        problem = None if key is None else metadata_key_problem(key)
+        if problem is not None:
+            self.fail(problem, param, ctx)
         return text
 
 

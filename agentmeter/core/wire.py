@@ -47,22 +47,27 @@ def group_column(group: str) -> str:
     return GROUP_COLUMNS.get(group, group)
 
 
+def metadata_key_problem(key: str) -> str | None:
+    """What is wrong with a metadata key a report would group by; None if nothing."""
+    if _METADATA_KEY.match(key):
+        return None
+    return f"metadata key {key[:40]!r} must be 1 to 100 letters, digits, '_', '-' or '.'"
+
+
 def check_metadata_key(key: str, field: str = "group_by") -> str:
     """A metadata key a report may group by, or AgentMeterValidationError naming ``field``."""
-    if not _METADATA_KEY.match(key):
-        raise AgentMeterValidationError.for_field(
-            field,
-            f"metadata key {key[:40]!r} must be 1 to 100 letters, digits, '_', '-' or '.'",
-        )
+    problem = metadata_key_problem(key)
+    if problem is not None:
+        raise AgentMeterValidationError.for_field(field, problem)
     return key
 
 
 def _check_group(group: str) -> str:
     # A pydantic error, so the error names the item: group_by.0
     key = metadata_key_of(group)
-    if key is not None and not _METADATA_KEY.match(key):
-        message = f"metadata key {key[:40]!r} must be 1 to 100 letters, digits, '_', '-' or '.'"
-        raise PydanticCustomError("report_group", message)
+    problem = None if key is None else metadata_key_problem(key)
+    if problem is not None:
+        raise PydanticCustomError("report_group", problem)
     if key is None and group not in GROUP_COLUMNS:
         message = f"must be one of {', '.join(GROUP_COLUMNS)} or metadata.<key>, got {group[:40]!r}"
         raise PydanticCustomError("report_group", message)
