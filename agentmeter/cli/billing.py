@@ -90,6 +90,7 @@ def billing() -> None:
 )
 @click.option("--since", type=MOMENT, help=f"Period start, inclusive: {TIME_HELP}.")
 @click.option("--until", type=MOMENT, help="Period end, exclusive.")
+@time_shorthands(required=True)
 @click.option(
     "--amount",
     type=MONEY,
@@ -97,7 +98,6 @@ def billing() -> None:
 )
 @click.option("--status", type=click.Choice(STATUSES), default="pending", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@time_shorthands(required=True)
 @uses_client
 def billing_create(
     client: AgentMeterClient,

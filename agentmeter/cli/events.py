@@ -115,6 +115,7 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
 )
 @click.option("--since", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}.")
 @click.option("--until", type=MOMENT, help="End, exclusive (same forms as --since).")
+@time_shorthands()
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -125,7 +126,6 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
 @click.option("--all", "everything", is_flag=True, help="Every matching event (no limit).")
 @format_option()
 @output_option()
-@time_shorthands()
 @reads_client
 def events(
     client: AgentMeterClient,

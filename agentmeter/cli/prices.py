@@ -142,9 +142,9 @@ def prices_markup(client: AgentMeterClient, percent: Decimal) -> None:
     "--start-date", "--since", "start", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}."
 )
 @click.option("--end-date", "--until", "end", type=MOMENT, help="End, exclusive.")
+@time_shorthands(since="start", until="end")
 @format_option()
 @output_option()
-@time_shorthands(since="start", until="end")
 @reads_client
 def prices_missing(
     client: AgentMeterClient,

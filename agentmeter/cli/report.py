@@ -157,11 +157,11 @@ def _row_dict(row: ReportRow, keys: Sequence[str]) -> dict[str, Any]:
 )
 @click.option("--since", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}.")
 @click.option("--until", type=MOMENT, help="End, exclusive (same forms as --since).")
+@time_shorthands()
 @click.option("--user", "user_id", metavar="USER", help="Only this user's events.")
 @click.option("--agent", "agent_id", metavar="AGENT", help="Only this agent's events.")
 @format_option()
 @output_option()
-@time_shorthands()
 @reads_client
 def report(
     client: AgentMeterClient,
@@ -183,7 +183,7 @@ def report(
     """
     check_range(since, until)
     groups = list(dict.fromkeys(group_by))
-    keys = ["project_id"] * all_projects + [group_column(group) for group in groups]
+    keys = (["project_id"] if all_projects else []) + [group_column(group) for group in groups]
     filters: dict[str, Any] = {
         "start_date": since,
         "end_date": end_or_now(until),

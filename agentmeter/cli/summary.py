@@ -60,13 +60,13 @@ are UTC; --days N is the last N days; --until is exclusive.
 @click.command(epilog=EXAMPLES)
 @click.option("--since", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}.")
 @click.option("--until", type=MOMENT, help="End, exclusive (same forms as --since).")
+@time_shorthands()
 @click.option("--user", "user_id", metavar="USER", help="Only this user.")
 @click.option(
     "--all-projects", is_flag=True, help="One row per project, every project (admin key)."
 )
 @format_option()
 @output_option()
-@time_shorthands()
 @reads_client
 def summary(
     client: AgentMeterClient,
