@@ -127,6 +127,7 @@ class AsyncAgentMeterClient:
     get_events = _awaited(QueryEndpoints.get_events, "_queries")
     get_meter_stats = _awaited(QueryEndpoints.get_meter_stats, "_queries")
     get_report = _awaited(QueryEndpoints.get_report, "_queries")
+    get_usage_summary = _awaited(QueryEndpoints.get_usage_summary, "_queries")
     health_check = _awaited(QueryEndpoints.health_check, "_queries")
 
     # ------------------------------------------------------- user meters

@@ -136,6 +136,7 @@ class AgentMeterClient:
     get_events = _delegate(QueryEndpoints.get_events, "_queries")
     get_meter_stats = _delegate(QueryEndpoints.get_meter_stats, "_queries")
     get_report = _delegate(QueryEndpoints.get_report, "_queries")
+    get_usage_summary = _delegate(QueryEndpoints.get_usage_summary, "_queries")
 
     # ------------------------------------------------------- user meters
 

@@ -37,6 +37,7 @@ from .records import record
 from .report import report, stats
 from .serve import serve
 from .stripe_sync import stripe
+from .summary import summary
 from .webhooks import alerts, webhooks
 
 EXAMPLES = """
@@ -123,3 +124,4 @@ cli.add_command(webhooks)
 cli.add_command(alerts)
 cli.add_command(ledger)
 cli.add_command(stripe)
+cli.add_command(summary)

@@ -36,6 +36,7 @@ from .output import (
 )
 from .params import MOMENT, MONEY, TIME_HELP, check_range
 from .prices import PRICE_THEM, unpriced_models, unpriced_summary
+from .windows import time_shorthands
 
 STATUSES = [status.value for status in BillingStatus]
 CSV_COLUMNS = ("id", "project_id", "period_start", "period_end", "amount", "status", "created_at")
@@ -84,10 +85,12 @@ def billing() -> None:
 
 @billing.command(
     "create",
-    epilog="\b\nExamples:\n  agentmeter billing create --since 2025-01-01 --until 2025-02-01",
+    epilog="\b\nExamples:\n  agentmeter billing create --since 2025-01-01 --until 2025-02-01"
+    "\n  agentmeter billing create --month 2025-01",
 )
-@click.option("--since", type=MOMENT, required=True, help=f"Period start, inclusive: {TIME_HELP}.")
-@click.option("--until", type=MOMENT, required=True, help="Period end, exclusive.")
+@click.option("--since", type=MOMENT, help=f"Period start, inclusive: {TIME_HELP}.")
+@click.option("--until", type=MOMENT, help="Period end, exclusive.")
+@time_shorthands(required=True)
 @click.option(
     "--amount",
     type=MONEY,

@@ -40,6 +40,7 @@ from .output import (
     wire_value,
 )
 from .params import MOMENT, TIME_HELP, check_range, end_or_now
+from .windows import time_shorthands
 
 PAGE = 1000
 CSV_COLUMNS = (
@@ -114,6 +115,7 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
 )
 @click.option("--since", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}.")
 @click.option("--until", type=MOMENT, help="End, exclusive (same forms as --since).")
+@time_shorthands()
 @click.option(
     "--limit",
     type=click.IntRange(min=1),

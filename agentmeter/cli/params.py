@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..core.jsonio import format_time
+from ..core.wire import GROUP_COLUMNS, metadata_key_of, metadata_key_problem
 from ..errors import AgentMeterValidationError
 from ..pricing import to_money
 
@@ -106,8 +107,26 @@ class MoneyType(_ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class GroupType(_ParamType):
+    """A report group: user, agent, payment_type, model, or metadata.KEY."""
+
+    name = "GROUP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        key = metadata_key_of(text)
+        if key is None and text not in GROUP_COLUMNS:
+            choices = ", ".join(GROUP_COLUMNS)
+            self.fail(f"{text!r} is not one of {choices} or metadata.KEY", param, ctx)
+        problem = None if key is None else metadata_key_problem(key)
+        if problem is not None:
+            self.fail(problem, param, ctx)
+        return text
+
+
 MOMENT = MomentType()
 MONEY = MoneyType()
+GROUP = GroupType()
 
 
 def check_range(since: datetime | None, until: datetime | None) -> None:

@@ -40,6 +40,7 @@ from .output import (
     write_json,
 )
 from .params import MOMENT, MONEY, TIME_HELP
+from .windows import time_shorthands
 
 EXAMPLES = """
 \b
@@ -141,6 +142,7 @@ def prices_markup(client: AgentMeterClient, percent: Decimal) -> None:
     "--start-date", "--since", "start", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}."
 )
 @click.option("--end-date", "--until", "end", type=MOMENT, help="End, exclusive.")
+@time_shorthands(since="start", until="end")
 @format_option()
 @output_option()
 @reads_client

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..client import AgentMeterClient
 from ..core.answers import ReportTotals
-from ..core.wire import GROUP_COLUMNS
+from ..core.wire import group_column
 from ..models import ReportRow
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from .common import project_of, reads_client
@@ -39,11 +40,14 @@ from .output import (
     write_csv,
     write_json,
 )
-from .params import MOMENT, TIME_HELP, check_range, end_or_now
+from .params import GROUP, MOMENT, TIME_HELP, check_range, end_or_now
+from .project_stats import show_project_stats
+from .windows import MAX_DAYS, time_shorthands
 
 METRICS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
 _HEADERS = {
     "period": "Period",
+    "project_id": "Project",
     "user_id": "User",
     "agent_id": "Agent",
     "payment_type": "Payment type",
@@ -64,12 +68,19 @@ Examples:
   agentmeter report --granularity month --group-by agent --group-by model --since 3m
   agentmeter report --since 2025-01-01 --until 2025-04-01 --format csv -o q1.csv
   agentmeter report --user alice --since 24h --granularity hour --format json
+  agentmeter report --month 2025-01 --group-by metadata.provider --group-by metadata.service
+  agentmeter report --all-projects --granularity month --api-key $ADMIN_KEY
   agentmeter report --base-url https://meter.example.com --api-key $KEY --project-id proj_1
 
 \b
 --since/--until take a date (2025-01-31, midnight UTC), an RFC 3339 time
 (2025-01-31T12:00:00Z; no offset means UTC), or a time before now: 24h,
-7d, 2w, 3m (3 calendar months). --until is exclusive.
+7d, 2w, 3m (3 calendar months). --until is exclusive. Instead of them:
+--month 2025-01 or --hour 2025-03-01T10 (UTC), or --days 7 (the last 7 days).
+
+\b
+--group-by metadata.KEY groups by a key of the events' metadata (letters,
+digits, _ - .); events without it are shown under "-".
 """
 
 
@@ -91,12 +102,13 @@ class UserSummary:
     """How many users had events, and who cost the most."""
 
     costs: dict[str, Decimal] = field(default_factory=dict)
+    noun: str = "user"
 
     @classmethod
-    def of(cls, rows: Sequence[ReportRow]) -> UserSummary:
-        summary = cls()
+    def of(cls, rows: Sequence[ReportRow], column: str = "user_id") -> UserSummary:
+        summary = cls(noun="project" if column == "project_id" else "user")
         for row in rows:
-            user = row.user_id or ""
+            user = getattr(row, column) or ""
             summary.costs[user] = MONEY_CONTEXT.add(summary.costs.get(user, ZERO), row.cost)
         return summary
 
@@ -107,7 +119,11 @@ class UserSummary:
 
 
 def _row_values(row: ReportRow, keys: Sequence[str]) -> list[Any]:
-    return [row.period, *(getattr(row, key) for key in keys), *(getattr(row, m) for m in METRICS)]
+    return [
+        row.period,
+        *(row.group_value(key) for key in keys),
+        *(getattr(row, m) for m in METRICS),
+    ]
 
 
 def _row_dict(row: ReportRow, keys: Sequence[str]) -> dict[str, Any]:
@@ -130,12 +146,18 @@ def _row_dict(row: ReportRow, keys: Sequence[str]) -> dict[str, Any]:
 @click.option(
     "--group-by",
     "group_by",
-    type=click.Choice(list(GROUP_COLUMNS)),
+    type=GROUP,
     multiple=True,
-    help="Split each period by user, agent, payment_type or model (repeatable).",
+    help="Split each period by user, agent, payment_type, model or metadata.KEY (repeatable).",
+)
+@click.option(
+    "--all-projects",
+    is_flag=True,
+    help="Every project, grouped by project first (needs the admin key).",
 )
 @click.option("--since", type=MOMENT, help=f"Start, inclusive: {TIME_HELP}.")
 @click.option("--until", type=MOMENT, help="End, exclusive (same forms as --since).")
+@time_shorthands()
 @click.option("--user", "user_id", metavar="USER", help="Only this user's events.")
 @click.option("--agent", "agent_id", metavar="AGENT", help="Only this agent's events.")
 @format_option()
@@ -145,6 +167,7 @@ def report(
     client: AgentMeterClient,
     granularity: str,
     group_by: tuple[str, ...],
+    all_projects: bool,
     since: datetime | None,
     until: datetime | None,
     user_id: str | None,
@@ -160,12 +183,13 @@ def report(
     """
     check_range(since, until)
     groups = list(dict.fromkeys(group_by))
-    keys = [GROUP_COLUMNS[group] for group in groups]
+    keys = (["project_id"] if all_projects else []) + [group_column(group) for group in groups]
     filters: dict[str, Any] = {
         "start_date": since,
         "end_date": end_or_now(until),
         "user_id": user_id,
         "agent_id": agent_id,
+        "all_projects": all_projects,
     }
     rows = client.get_report(granularity=granularity, group_by=groups, **filters)
     totals = Totals.of(rows)
@@ -175,8 +199,8 @@ def report(
             output, ["period", *keys, *METRICS], [_row_values(row, keys) for row in rows], written
         )
         return
-    query = {
-        "project_id": project_of(client),
+    query: dict[str, Any] = {
+        "project_id": None if all_projects else project_of(client),
         "granularity": granularity,
         "group_by": groups,
         "since": optional_time_text(since),
@@ -184,6 +208,8 @@ def report(
         "user_id": user_id,
         "agent_id": agent_id,
     }
+    if all_projects:
+        query["all_projects"] = True
     if fmt == "json":
         document = {
             "generated_at": now_text(),
@@ -193,7 +219,9 @@ def report(
         }
         write_json(output, document, plural(len(rows), "row"))
         return
-    if "user_id" in keys:
+    if all_projects:
+        users = UserSummary.of(rows, "project_id")
+    elif "user_id" in keys:
         users = UserSummary.of(rows)
     else:  # one more aggregate: the users of the same events, by month
         users = UserSummary.of(client.get_report(granularity="month", group_by=["user"], **filters))
@@ -205,15 +233,14 @@ def report(
 def _report_table(
     rows: Sequence[ReportRow], keys: Sequence[str], totals: Totals, query: dict[str, Any]
 ) -> TextTable:
-    title = f"Usage by {query['granularity']}, project {query['project_id']}"
-    columns = [Column(_HEADERS["period"]), *(Column(_HEADERS[key]) for key in keys)]
+    scope = "all projects" if query.get("all_projects") else f"project {query['project_id']}"
+    title = f"Usage by {query['granularity']}, {scope}"
+    columns = [Column(_HEADERS["period"]), *(Column(_HEADERS.get(key, key)) for key in keys)]
     columns += [Column(_HEADERS[metric], numeric=True) for metric in METRICS]
     table = TextTable(columns, title=title)
     costs = align_money([row.cost for row in rows] + [totals.cost])
     for index, row in enumerate(rows):
-        groups = [
-            str(getattr(row, key)) if getattr(row, key) is not None else _NONE for key in keys
-        ]
+        groups = [row.group_value(key) or _NONE for key in keys]
         counts = [count_text(getattr(row, metric)) for metric in METRICS[:-1]]
         table.add_row(row.period, *groups, *counts, costs[index])
     total_counts = [count_text(getattr(totals, metric)) for metric in METRICS[:-1]]
@@ -227,11 +254,11 @@ def _summary_lines(
     start = time_text(since) if since is not None else "the first event"
     end = f"before {time_text(until)}" if until is not None else "now"
     people = len(users.costs)
-    line = f"{plural(totals.events, 'event')} from {plural(people, 'user')}"
+    line = f"{plural(totals.events, 'event')} from {plural(people, users.noun)}"
     line += f", cost {money_display(totals.cost)}"
     top = users.top()
     if top is not None and totals.events:
-        line += f"; top user by cost: {top[0]} ({money_display(top[1])})"
+        line += f"; top {users.noun} by cost: {top[0]} ({money_display(top[1])})"
     return [line, f"Times in UTC, from {start} to {end}."]
 
 
@@ -241,6 +268,8 @@ Examples:
   agentmeter stats --db sqlite:///ledger.db
   agentmeter stats --timeframe "7 days"
   agentmeter stats --timeframe all --format json
+  agentmeter stats --days 7
+  agentmeter stats --all-projects --timeframe all --api-key $ADMIN_KEY
 """
 
 
@@ -251,12 +280,38 @@ Examples:
     show_default=True,
     help='"1 hour", "24 hours", "7 days", "30 days", "all", or "N hours" / "N days".',
 )
+@click.option(
+    "--days",
+    type=click.IntRange(1, MAX_DAYS),
+    metavar="N",
+    help='The last N days: the same as --timeframe "N days".',
+)
+@click.option(
+    "--all-projects",
+    is_flag=True,
+    help="Every project's totals, one row each (needs the admin key).",
+)
 @format_option()
 @output_option()
 @reads_client
-def stats(client: AgentMeterClient, timeframe: str, fmt: str, output: Path | None) -> None:
+def stats(
+    client: AgentMeterClient,
+    timeframe: str,
+    days: int | None,
+    all_projects: bool,
+    fmt: str,
+    output: Path | None,
+) -> None:
     """Totals over a recent timeframe: events, API calls, tokens, cost."""
-    result = client.get_meter_stats(timeframe=timeframe)
+    if days is not None:
+        source = click.get_current_context().get_parameter_source("timeframe")
+        if source is ParameterSource.COMMANDLINE:
+            raise click.UsageError("give either --days or --timeframe, not both")
+        timeframe = f"{days} days"
+    result = client.get_meter_stats(timeframe=timeframe, all_projects=all_projects)
+    if all_projects:
+        show_project_stats(result, fmt, output)
+        return
     values: dict[str, Any] = {
         "timeframe": result.timeframe,
         "events": result.total_events,

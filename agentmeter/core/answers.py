@@ -135,6 +135,17 @@ class UserMeter(AgentMeterModel):
         return self.threshold_amount is not None and self.current_usage > self.threshold_amount
 
 
+class ProjectStats(AgentMeterModel):
+    """One project's totals in the stats of every project (``all_projects``)."""
+
+    project_id: str
+    total_api_calls: int = 0
+    total_tokens_in: int = 0
+    total_tokens_out: int = 0
+    total_cost: MoneyTotal = ZERO
+    total_events: int = 0
+
+
 class MeterStats(AgentMeterModel):
     total_api_calls: int = 0
     total_tokens_in: int = 0
@@ -142,6 +153,14 @@ class MeterStats(AgentMeterModel):
     total_cost: MoneyTotal = ZERO
     total_events: int = 0
     timeframe: str = "30 days"
+    # Only in the stats of every project (admin key, ``all_projects``): one per project.
+    projects: list[ProjectStats] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        answer = super().to_dict()
+        if self.projects is None:
+            del answer["projects"]
+        return answer
 
     @property
     def total_tokens(self) -> int:
@@ -199,18 +218,60 @@ class ProjectPrices(AgentMeterModel):
 
 
 class ReportRow(AgentMeterModel):
-    """One period (and group) of a usage report; absent group keys are None."""
+    """One period (and group) of a usage report; absent group keys are None.
+
+    ``project_id`` is set in reports across all projects. ``metadata`` holds the
+    row's values of the ``metadata.<key>`` groups (``""`` for events without the
+    key); on the wire each is a field of its own, ``"metadata.<key>": value``.
+    """
 
     period: str
+    project_id: str | None = None
     user_id: str | None = None
     agent_id: str | None = None
     payment_type: str | None = None
     model: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
     events: int = 0
     api_calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     cost: MoneyTotal = ZERO
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_metadata(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        prefix = "metadata."
+        found = {
+            key[len(prefix) :]: value
+            for key, value in data.items()
+            if isinstance(key, str) and key.startswith(prefix)
+        }
+        if not found:
+            return data
+        rest = {
+            key: value
+            for key, value in data.items()
+            if not (isinstance(key, str) and key.startswith(prefix))
+        }
+        return {**rest, "metadata": {**dict(data.get("metadata") or {}), **found}}
+
+    def group_value(self, column: str) -> str | None:
+        """The row's value of a group column (``user_id``, ``metadata.provider``...)."""
+        if column.startswith("metadata."):
+            return self.metadata.get(column[len("metadata.") :], "")
+        value = getattr(self, column)
+        return None if value is None else str(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        answer = super().to_dict()
+        if self.project_id is None:
+            del answer["project_id"]
+        groups = answer.pop("metadata")
+        answer.update({f"metadata.{key}": value for key, value in groups.items()})
+        return answer
 
 
 @dataclass

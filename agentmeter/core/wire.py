@@ -12,7 +12,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from ..errors import AgentMeterValidationError
 from ..models import AgentMeterModel, BillingStatus, EventType, PaymentType
@@ -27,6 +28,57 @@ GROUP_COLUMNS: dict[str, str] = {
     "payment_type": "payment_type",
     "model": "model",
 }
+# ``metadata.<key>`` groups a report by one metadata key: letters, digits, _ - and .
+METADATA_GROUP_PREFIX = "metadata."
+METADATA_KEY_PATTERN = r"[A-Za-z0-9_.\-]{1,100}"
+_METADATA_KEY = re.compile(f"^{METADATA_KEY_PATTERN}$")
+_GROUP_PATTERN = rf"^(user|agent|payment_type|model|metadata\.{METADATA_KEY_PATTERN})$"
+
+
+def metadata_key_of(group: str) -> str | None:
+    """The metadata key a group names (``"metadata.provider"`` -> ``"provider"``), else None."""
+    if group.startswith(METADATA_GROUP_PREFIX):
+        return group[len(METADATA_GROUP_PREFIX) :]
+    return None
+
+
+def group_column(group: str) -> str:
+    """The row field a report group fills: ``user`` -> ``user_id``; ``metadata.k`` stays."""
+    return GROUP_COLUMNS.get(group, group)
+
+
+def metadata_key_problem(key: str) -> str | None:
+    """What is wrong with a metadata key a report would group by; None if nothing."""
+    if _METADATA_KEY.match(key):
+        return None
+    return f"metadata key {key[:40]!r} must be 1 to 100 letters, digits, '_', '-' or '.'"
+
+
+def check_metadata_key(key: str, field: str = "group_by") -> str:
+    """A metadata key a report may group by, or AgentMeterValidationError naming ``field``."""
+    problem = metadata_key_problem(key)
+    if problem is not None:
+        raise AgentMeterValidationError.for_field(field, problem)
+    return key
+
+
+def _check_group(group: str) -> str:
+    # A pydantic error, so the error names the item: group_by.0
+    key = metadata_key_of(group)
+    problem = None if key is None else metadata_key_problem(key)
+    if problem is not None:
+        raise PydanticCustomError("report_group", problem)
+    if key is None and group not in GROUP_COLUMNS:
+        message = f"must be one of {', '.join(GROUP_COLUMNS)} or metadata.<key>, got {group[:40]!r}"
+        raise PydanticCustomError("report_group", message)
+    return group
+
+
+ReportGroup = Annotated[
+    str,
+    AfterValidator(_check_group),
+    WithJsonSchema({"type": "string", "pattern": _GROUP_PATTERN}),
+]
 TIMEFRAMES = ("1 hour", "24 hours", "7 days", "30 days", "all")
 _TIMEFRAME = re.compile(r"^\s*(\d{1,6})\s*(hour|hours|day|days|h|d)\s*$", re.IGNORECASE)
 
@@ -71,19 +123,37 @@ class EventQuery(WireModel):
     offset: int = Field(default=0, ge=0)
 
 
-class StatsQuery(WireModel):
-    project_id: Identifier
+class AcrossProjects(WireModel):
+    """A read of one project, or (``all_projects``, admin key only) of every project,
+    grouped by project; then ``project_id`` is not needed and is ignored."""
+
+    project_id: Identifier | None = None
+    all_projects: bool | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.project_id is None and not self.all_projects:
+            raise AgentMeterValidationError.for_field("project_id", "Field required")
+
+
+class StatsQuery(AcrossProjects):
     timeframe: Timeframe = "30 days"
 
 
-class ReportQuery(WireModel):
-    project_id: Identifier
+class ReportQuery(AcrossProjects):
     granularity: Granularity = "day"
-    group_by: list[GroupKey] = Field(default_factory=list)
+    group_by: list[ReportGroup] = Field(default_factory=list)
     start_date: UtcDatetime | None = None
     end_date: UtcDatetime | None = None
     user_id: Text | None = None
     agent_id: Text | None = None
+
+
+class SummaryQuery(AcrossProjects):
+    """``GET /api/meter/summary``: per user (per project with ``all_projects``), half-open."""
+
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None
+    user_id: Text | None = None
 
 
 class MeterKey(WireModel):

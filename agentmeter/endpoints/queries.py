@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.wire import EventQuery, ReportQuery, StatsQuery
+from ..core.summary_answers import UsageSummary
+from ..core.wire import EventQuery, ReportQuery, StatsQuery, SummaryQuery
 from ..models import EventType, MeterEvent, MeterStats, PaymentType, ReportRow, parse_event
 from .connection import Connection
 from .inputs import Moment
@@ -56,12 +57,17 @@ class QueryEndpoints:
 
     @endpoint
     def get_meter_stats(
-        self, project_id: str | None = None, timeframe: str = "30 days"
+        self, project_id: str | None = None, timeframe: str = "30 days", all_projects: bool = False
     ) -> Plan[MeterStats]:
         """Totals over ``timeframe``: ``"1 hour"``, ``"24 hours"``, ``"7 days"``,
-        ``"30 days"``, ``"all"`` (or ``"N hours"``, ``"N days"``)."""
+        ``"30 days"``, ``"all"`` (or ``"N hours"``, ``"N days"``).
+
+        ``all_projects`` (admin key): the totals of every project, and each
+        project's under ``projects``."""
         query = StatsQuery(
-            project_id=self._connection.resolve_project(project_id), timeframe=timeframe
+            project_id=self._project_unless(all_projects, project_id),
+            timeframe=timeframe,
+            all_projects=all_projects or None,
         )
         answer = yield Call("GET", "/api/meter/stats", params=query.to_params())
         return MeterStats.from_dict(answer)
@@ -76,12 +82,18 @@ class QueryEndpoints:
         end_date: Moment | None = None,
         user_id: str | None = None,
         agent_id: str | None = None,
+        all_projects: bool = False,
     ) -> Plan[list[ReportRow]]:
         """Usage and cost per period (hour, day, month), grouped by any of
-        user, agent, payment_type and model."""
+        user, agent, payment_type, model and ``metadata.<key>`` (the row's
+        values of those are in ``row.metadata``).
+
+        ``all_projects`` (admin key): every project's usage, grouped by project
+        first (``row.project_id``)."""
         groups = [group_by] if isinstance(group_by, str) else list(group_by or [])
         query = ReportQuery(
-            project_id=self._connection.resolve_project(project_id),
+            project_id=self._project_unless(all_projects, project_id),
+            all_projects=all_projects or None,
             granularity=granularity,
             group_by=groups,
             start_date=start_date,
@@ -92,6 +104,33 @@ class QueryEndpoints:
         answer = yield Call("GET", "/api/meter/report", params=query.to_params())
         rows = answer.get("rows", []) if isinstance(answer, Mapping) else answer
         return [ReportRow.from_dict(row) for row in rows]
+
+    @endpoint
+    def get_usage_summary(
+        self,
+        project_id: str | None = None,
+        start_date: Moment | None = None,
+        end_date: Moment | None = None,
+        user_id: str | None = None,
+        all_projects: bool = False,
+    ) -> Plan[UsageSummary]:
+        """Usage per user over ``start_date <= time < end_date``: events, API calls,
+        tokens, cost, first and last event time, and the exact totals.
+
+        ``all_projects`` (admin key): one row per project instead."""
+        query = SummaryQuery(
+            project_id=self._project_unless(all_projects, project_id),
+            all_projects=all_projects or None,
+            start_date=start_date,
+            end_date=end_date,
+            user_id=user_id,
+        )
+        answer = yield Call("GET", "/api/meter/summary", params=query.to_params())
+        return UsageSummary.from_dict(answer)
+
+    def _project_unless(self, all_projects: bool, project_id: str | None) -> str | None:
+        """The project a read names; none when it reads every project."""
+        return None if all_projects else self._connection.resolve_project(project_id)
 
     @endpoint
     def health_check(self) -> Plan[dict[str, Any]]:

@@ -30,6 +30,7 @@ from .rollup_check import RollupCheck
 from .schema import SCHEMA_VERSION, migrate
 from .sessions import DashboardSession, SessionStore
 from .stripe_store import StripeStore, SyncLogEntry
+from .summaries import SummaryQueries
 from .unpriced import UnpricedQueries
 from .webhook_store import WebhookStore
 
@@ -38,6 +39,7 @@ class Ledger(
     EventWrites,
     MeterStore,
     AdminStore,
+    SummaryQueries,
     Queries,
     PriceStore,
     UnpricedQueries,

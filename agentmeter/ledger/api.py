@@ -243,10 +243,14 @@ class LedgerAPI:
 
     def stats(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
         query = parse(StatsQuery, self.scoped(who, params))
-        return self.ledger.stats(query.project_id, query.timeframe).to_dict()
+        if query.all_projects:
+            who.require_admin()
+        return self.ledger.stats_of(query).to_dict()
 
     def report(self, who: Principal, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         query = parse(ReportQuery, self.scoped(who, params))
+        if query.all_projects:
+            who.require_admin()
         return [row.to_dict() for row in self.ledger.report(query)]
 
     # ------------------------------------------------------- user meters

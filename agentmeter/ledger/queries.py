@@ -17,11 +17,12 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from ..core.checks import INT_LIMIT, MAX_METADATA_DEPTH
 from ..core.jsonio import format_time
-from ..core.wire import GROUP_COLUMNS, EventQuery, ReportQuery, parse_timeframe
+from ..core.wire import EventQuery, ReportQuery, parse_timeframe
 from ..models import MeterStats, ReportRow
 from ..pricing import money_text
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_order, money_sum, period_expr
+from .report_groups import Grouping
 from .rollups import choose, facts
 from .schema import events
 
@@ -168,11 +169,12 @@ class Queries(LedgerBase):
         )
 
     def report(self, query: ReportQuery) -> list[ReportRow]:
-        """One row per period and group, with exact cost sums."""
-        keys = list(dict.fromkeys(GROUP_COLUMNS[group] for group in query.group_by))
-        source = self._facts(query, keys, query.granularity)
+        """One row per period and group, with exact cost sums (every project's
+        rows, grouped by project first, when the query is ``all_projects``)."""
+        grouping = Grouping.of(query, self.dialect)
+        source = self._facts(query, grouping, query.granularity)
         period = period_expr(self.dialect, query.granularity, source.c.ts).label("period")
-        group_columns = [source.c[key] for key in keys]
+        group_columns = [source.c[key] for key in grouping.columns]
         statement = (
             select(period, *group_columns, *self._sums(source))
             .group_by(period, *group_columns)
@@ -180,7 +182,7 @@ class Queries(LedgerBase):
         )
         with self.reading() as connection:
             result = connection.execute(statement).all()
-        return [_report_row(row, query.granularity, keys) for row in result]
+        return [_report_row(row, query.granularity, grouping) for row in result]
 
     def breakdown(
         self, query: ReportQuery, *, contains: str | None = None, limit: int = 10, offset: int = 0
@@ -191,8 +193,9 @@ class Queries(LedgerBase):
         ``contains`` keeps the values holding that text (a dashboard's search).
         Rows carry ``period="all"``.
         """
-        (key,) = [GROUP_COLUMNS[group] for group in query.group_by]
-        source = self._facts(query, [key], None)
+        grouping = Grouping.of(query, self.dialect)
+        (key,) = grouping.columns
+        source = self._facts(query, grouping, None)
         column = source.c[key]
         sums = self._sums(source)
         statement = select(column, func.count().over().label("groups"), *sums).group_by(column)
@@ -203,14 +206,17 @@ class Queries(LedgerBase):
         with self.reading() as connection:
             result = connection.execute(statement.limit(limit).offset(offset)).all()
         groups = int(result[0].groups) if result else 0
-        return [_report_row(row, "all", [key]) for row in result], groups
+        return [_report_row(row, "all", grouping) for row in result], groups
 
-    def _facts(self, query: ReportQuery, keys: list[str], granularity: str | None) -> Any:
+    def _facts(self, query: ReportQuery, grouping: Grouping, granularity: str | None) -> Any:
         filters = {"user_id": query.user_id, "agent_id": query.agent_id}
         start = None if query.start_date is None else to_micros(query.start_date)
         end = None if query.end_date is None else to_micros(query.end_date)
-        rollup = self._rollup(keys, filters, granularity)
-        return facts(query.project_id, start, end, filters, rollup)
+        rollup = (
+            None if grouping.extra else self._rollup(grouping.rollup_keys, filters, granularity)
+        )
+        project_id = None if query.all_projects else query.project_id
+        return facts(project_id, start, end, filters, rollup, grouping.extra)
 
     def _rollup(self, keys: list[str], filters: dict[str, Any], granularity: str | None) -> Any:
         return choose(keys, filters, granularity) if self.use_rollups else None
@@ -254,8 +260,8 @@ def period_label(value: Any, granularity: str) -> str:
     return format_time(moment) if granularity == "hour" else moment.date().isoformat()
 
 
-def _report_row(row: Any, granularity: str, keys: list[str]) -> ReportRow:
-    groups = {key: getattr(row, key) for key in keys}
+def _report_row(row: Any, granularity: str, grouping: Grouping) -> ReportRow:
+    groups = grouping.row_fields(row)
     return ReportRow(
         period=period_label(getattr(row, "period", "all"), granularity),
         events=int(row.events),

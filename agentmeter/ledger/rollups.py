@@ -98,12 +98,17 @@ def choose(
 
 
 def facts(
-    project_id: str, start: int | None, end: int | None, filters: Mapping[str, Any],
-    rollup: Rollup | None,
+    project_id: str | None, start: int | None, end: int | None, filters: Mapping[str, Any],
+    rollup: Rollup | None, extra: Mapping[str, Any] | None = None,
 ) -> Any:  # fmt: skip
-    """The rows a report sums (a subquery), over ``start <= ts < end`` (micros)."""
-    if rollup is None:
-        return _raw(project_id, start, end, filters).subquery("facts")
+    """The rows a report sums (a subquery), over ``start <= ts < end`` (micros).
+
+    ``project_id`` None: every project's rows (each row carries its
+    ``project_id``). ``extra``: more columns of the events (label ->
+    expression), such as metadata values; they are read from the events only.
+    """
+    if rollup is None or extra:
+        return _raw(project_id, start, end, filters, extra).subquery("facts")
     grain = rollup.grain
     first = None if start is None else -(-start // grain) * grain  # whole buckets only
     last = None if end is None else end // grain * grain
@@ -118,35 +123,44 @@ def facts(
 
 
 def _raw(
-    project_id: str, start: int | None, end: int | None, filters: Mapping[str, Any]
-) -> Select[Any]:
+    project_id: str | None, start: int | None, end: int | None, filters: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Select[Any]:  # fmt: skip
     statement = select(
         events.c.ts,
+        events.c.project_id,
         *(events.c[name] for name in FACT_COLUMNS),
+        *(expression.label(label) for label, expression in (extra or {}).items()),
         literal(1).label("n"),
         events.c.api_calls,
         events.c.tokens_in,
         events.c.tokens_out,
         events.c.total_cost.label("cost"),
-    ).where(events.c.project_id == project_id)
+    )
+    if project_id is not None:
+        statement = statement.where(events.c.project_id == project_id)
     return _bounded(statement, events.c.ts, start, end, filters, dict(events.c.items()))
 
 
 def _rolled(
-    rollup: Rollup, project_id: str, start: int | None, end: int | None, filters: Mapping[str, Any]
-) -> Select[Any]:
+    rollup: Rollup, project_id: str | None, start: int | None, end: int | None,
+    filters: Mapping[str, Any],
+) -> Select[Any]:  # fmt: skip
     table = rollup.table
     value = decoded(table.c.value)
     columns = [(value if name == rollup.column else null()).label(name) for name in FACT_COLUMNS]
     statement = select(
         table.c.bucket.label("ts"),
+        table.c.project_id,
         *columns,
         table.c.events.label("n"),
         table.c.api_calls,
         table.c.tokens_in,
         table.c.tokens_out,
         table.c.cost,
-    ).where(table.c.project_id == project_id)
+    )
+    if project_id is not None:
+        statement = statement.where(table.c.project_id == project_id)
     mapped = {rollup.column: value}
     return _bounded(statement, table.c.bucket, start, end, filters, mapped)
 

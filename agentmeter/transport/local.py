@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from ..core import jsonio as _json
 from ..core.lifecycle import register_fork_reset
 from ..errors import api_error
-from ..ledger import Ledger, price_api
+from ..ledger import Ledger, price_api, summary_api
 from ..ledger import webhook_api as hooks
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict
 from ..ledger.errors import WireError
@@ -66,6 +66,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", "/api/meter/events", lambda api, m, q, b: api.list_events(ADMIN, q)),
         ("GET", "/api/meter/stats", lambda api, m, q, b: api.stats(ADMIN, q)),
         ("GET", "/api/meter/report", lambda api, m, q, b: api.report(ADMIN, q)),
+        ("GET", "/api/meter/summary", lambda api, m, q, b: summary_api.summary(api, ADMIN, q)),
         ("GET", "/api/meter/usage", lambda api, m, q, b: api.get_meter(ADMIN, q)),
         ("PUT", "/api/meter", lambda api, m, q, b: api.set_meter(ADMIN, b)),
         ("POST", "/api/meter/increment", lambda api, m, q, b: api.increment_meter(ADMIN, b)),

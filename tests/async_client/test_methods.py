@@ -370,3 +370,29 @@ def test_a_failover_transport_is_carried_on_worker_threads(http_backend):
     answers, meter = asyncio.run(scenario())
     assert len({answer.event_id for answer in answers}) == 20
     assert meter.current_usage == D("10.0")
+
+
+def test_summary_and_metadata_reports_answer_as_the_sync_client(backend, project):
+    """Issue 20: the new reads are plans too, so both clients answer alike."""
+    with backend.sync(project) as writer:
+        for n in range(4):
+            writer.record_api_request_pay(
+                1, "0.25", user_id=f"u{n % 2}", metadata={"provider": ["x", "y"][n % 2]}
+            )
+        expected = (
+            writer.get_usage_summary(),
+            writer.get_report(granularity="month", group_by=["metadata.provider"]),
+        )
+
+    async def scenario():
+        async with backend.connect(project) as client:
+            return (
+                await client.get_usage_summary(),
+                await client.get_report(granularity="month", group_by=["metadata.provider"]),
+            )
+
+    summary, report = asyncio.run(scenario())
+    assert (summary, report) == expected
+    assert [row.user_id for row in summary.rows] == ["u0", "u1"]
+    assert summary.totals.cost == D("1")
+    assert {row.metadata["provider"]: row.cost for row in report} == {"x": D("0.5"), "y": D("0.5")}

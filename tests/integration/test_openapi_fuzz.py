@@ -68,6 +68,7 @@ OPERATIONS = (
     "GET /api/meter/events",
     "GET /api/meter/stats",
     "GET /api/meter/report",
+    "GET /api/meter/summary",
     "PUT /api/meter",
     "POST /api/meter/increment",
     "POST /api/meter/reset",

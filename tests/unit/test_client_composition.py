@@ -63,7 +63,11 @@ PARAMETERS = {
         "end_date",
         "user_id",
         "agent_id",
+        "all_projects",  # issue 18
     ],
+    # issue 20: usage per user (per project across projects)
+    "get_usage_summary": ["project_id", "start_date", "end_date", "user_id", "all_projects"],
+    "get_meter_stats": ["project_id", "timeframe", "all_projects"],
     "set_user_meter": ["threshold_amount", "user_id", "project_id"],
     "create_billing_record": ["project_id", "period_start", "period_end", "amount", "status"],
     "send_batch": ["events", "sleep"],

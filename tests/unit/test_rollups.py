@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentmeter.core.wire import ReportQuery
+from agentmeter.core.wire import ReportQuery, SummaryQuery
 from agentmeter.ledger import Ledger
 from agentmeter.ledger.rollup_schema import ROLLUPS, rollup_metadata
 from agentmeter.ledger.schema import events as events_table
@@ -39,7 +39,9 @@ event_strategy = st.tuples(
 def make(spec: tuple[Any, ...]) -> MeterEvent:
     number, user, agent, model, seconds, amount, api = spec
     common: dict[str, Any] = {
-        "id": f"e{number}", "project_id": "p", "user_id": user, "agent_id": agent,
+        # A second project, for the reports across projects (issue 18).
+        "id": f"e{number}", "project_id": "q" if number % 4 == 3 else "p",
+        "user_id": user, "agent_id": agent,
         "timestamp": BASE + timedelta(seconds=seconds),
         "metadata": {} if model is None else {"model": model},
     }  # fmt: skip
@@ -61,6 +63,21 @@ def reports(ledger: Ledger, start: datetime | None, end: datetime | None) -> lis
                 if granularity == "day" and group_by:
                     answers.append(ledger.breakdown(query, limit=100))
     answers.append(ledger.stats("p", "all"))
+    for granularity in ("hour", "day", "month"):  # every project (issue 18)
+        for group_by in ([], ["user"], ["model"]):
+            query = ReportQuery(
+                all_projects=True, granularity=granularity, group_by=group_by,
+                start_date=start, end_date=end,
+            )  # fmt: skip
+            answers.append(ledger.report(query))
+    for across in (False, True):  # the usage summary (issue 20)
+        for user in (None, "bob"):
+            summary = SummaryQuery(
+                project_id="p", all_projects=across or None, start_date=start, end_date=end,
+                user_id=user,
+            )  # fmt: skip
+            answers.append(ledger.usage_summary(summary))
+    answers.append(ledger.all_project_stats("all"))
     return answers
 
 
@@ -78,6 +95,7 @@ def test_rollups_answer_exactly_as_the_events_do(
     with ledger.writing() as connection:
         for table in (events_table, *rollup_metadata.sorted_tables):
             connection.execute(table.delete())
+    ledger.ensure_project("q", "Q")
     batch = [make(spec) for spec in specs]
     for half in (batch[: len(batch) // 2], batch[len(batch) // 2 :], batch):  # resends too
         ledger.record_events(half)

@@ -49,6 +49,8 @@ class Overview:
     active_users: int
     models: int = 0  # how many models had events (the table shows the costliest SHARES)
     agents: int = 0
+    by_metadata: list[Share] = field(default_factory=list)  # by the key the viewer typed
+    metadata_values: int = 0
 
 
 @dataclass
@@ -70,7 +72,12 @@ class UsersPage:
     total: int = 0  # users with events in the period (matching the search)
 
 
-def overview(ledger: Ledger, project_id: str, period: Period) -> Overview:
+def overview(
+    ledger: Ledger, project_id: str, period: Period, metadata_key: str | None = None
+) -> Overview:
+    """The overview's figures; with ``metadata_key`` (checked by the caller) also
+    the cost by that metadata key's values (events without it: ``None``)."""
+
     def breakdown(key: str, limit: int) -> tuple[list[ReportRow], int]:
         return ledger.breakdown(_query(project_id, period, [key]), limit=limit)
 
@@ -86,7 +93,15 @@ def overview(ledger: Ledger, project_id: str, period: Period) -> Overview:
     for row in series_rows.result():
         totals.add(row)
     top_users, active = users.result()
+    by_metadata: tuple[list[ReportRow], int] = ([], 0)
+    if metadata_key:
+        by_metadata = breakdown(f"metadata.{metadata_key}", SHARES)
     return Overview(
+        by_metadata=[
+            Share(row.metadata.get(metadata_key or "") or None, _sums(row))
+            for row in by_metadata[0]
+        ],
+        metadata_values=by_metadata[1],
         totals=totals,
         series=series_of(series_rows.result(), period),
         by_model=_shares(models.result()[0], "model"),

@@ -9,7 +9,8 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from ...core.wire import EventQuery
+from ...core.wire import EventQuery, check_metadata_key
+from ...errors import AgentMeterValidationError
 from ...ledger.api import parse
 from ...ledger.errors import WireError
 from ...models import PaymentType
@@ -45,11 +46,14 @@ class Pages:
 
     async def overview(self, request: Request) -> Response:
         context = await self.dashboard.context(request)
+        key = _metadata_key(request)
         data = await run_in_threadpool(
-            figures.overview, self.ledger, context.project, context.period
+            figures.overview, self.ledger, context.project, context.period, key
         )
         chart = line_chart([(label, sums.cost) for label, sums in data.series])
-        return context.page("overview.html", "overview", data=data, chart=chart)
+        return context.page(
+            "overview.html", "overview", data=data, chart=chart, metadata_key=key or ""
+        )
 
     async def users(self, request: Request) -> Response:
         context = await self.dashboard.context(request)
@@ -171,6 +175,18 @@ def _event_query(project: str, filters: dict[str, str], limit: int, page: int) -
         )
         fields["start_date"], fields["end_date"] = start, end
     return parse(EventQuery, fields)
+
+
+def _metadata_key(request: Request) -> str | None:
+    """The metadata key the overview breaks cost down by (``?by=provider``), checked
+    as the report API checks it (422 naming ``by``); None when not given."""
+    key = request.query_params.get("by", "").strip()
+    if not key:
+        return None
+    try:
+        return check_metadata_key(key, "by")
+    except AgentMeterValidationError as exc:
+        raise WireError.from_validation(exc) from None
 
 
 def _page_number(request: Request) -> int:
