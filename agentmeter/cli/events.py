@@ -19,6 +19,8 @@ import click
 
 from ..client import AgentMeterClient
 from ..models import MeterEvent, PaymentType
+from .cloudevent_export import FORMATS as CLOUDEVENT_FORMATS
+from .cloudevent_export import WRITERS as CLOUDEVENT_WRITERS
 from .common import project_of, reads_client
 from .output import (
     Column,
@@ -60,6 +62,13 @@ CSV_COLUMNS = (
     "description",
     "total_cost",
     "metadata",
+    # Added for `agentmeter import` (after the first columns, which keep their places):
+    # with them a row rebuilds its event, and its cost, exactly.
+    "model",
+    "cached_tokens_in",
+    "cache_write_tokens",
+    "cached_input_token_price",
+    "cache_write_token_price",
 )
 
 EXAMPLES = """
@@ -69,6 +78,7 @@ Examples:
   agentmeter events --user alice --since 24h
   agentmeter events --payment-type token_based_pay --limit 20 --format json
   agentmeter events --all --since 2025-01-01 --until 2025-02-01 --format csv -o jan.csv
+  agentmeter events --all --format cloudevents-jsonl -o usage.jsonl   # agentmeter import reads it
 """
 
 
@@ -100,8 +110,8 @@ def _quantity(event: MeterEvent) -> str:
 
 
 def _csv_row(item: dict[str, Any]) -> list[Any]:
-    row = [item.get(column) for column in CSV_COLUMNS[:-1]]
-    return [*row, json.dumps(item.get("metadata") or {}, ensure_ascii=False)]
+    metadata = json.dumps(item.get("metadata") or {}, ensure_ascii=False)
+    return [metadata if column == "metadata" else item.get(column) for column in CSV_COLUMNS]
 
 
 @click.command(epilog=EXAMPLES)
@@ -122,7 +132,11 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
     help="At most this many events (fetched 1,000 per request).",
 )
 @click.option("--all", "everything", is_flag=True, help="Every matching event (no limit).")
-@format_option()
+@format_option(
+    extra=CLOUDEVENT_FORMATS,
+    extra_help="; cloudevents (a JSON array) or "
+    "cloudevents-jsonl (a line each) for CloudEvents v1.0",
+)
 @output_option()
 @reads_client
 def events(
@@ -137,7 +151,7 @@ def events(
     fmt: str,
     output: Path | None,
 ) -> None:
-    """List stored events, newest first (table), or export them (json, csv)."""
+    """List stored events, newest first (table), or export them (json, csv, cloudevents)."""
     check_range(since, until)
     if everything and _given("limit"):
         raise click.UsageError("give either --all or --limit, not both")
@@ -171,7 +185,7 @@ def events(
             }
             newline = "" if fmt == "csv" else None
             with destination(output, newline=newline, what=None) as out:
-                count = (_write_csv if fmt == "csv" else _write_json)(out, counted(), query)
+                count = _WRITERS[fmt](out, counted(), query)
             if output is not None:
                 confirm_written(output, plural(count, "event"))
             return
@@ -204,6 +218,9 @@ def _write_json(out: IO[str], found: Iterator[MeterEvent], query: dict[str, Any]
         count += 1
     out.write(("\n  " if count else "") + f'],\n  "count": {count}\n}}\n')
     return count
+
+
+_WRITERS = {"csv": _write_csv, "json": _write_json, **CLOUDEVENT_WRITERS}
 
 
 def _nested(value: Any, indent: int) -> str:
