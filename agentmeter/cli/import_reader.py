@@ -129,7 +129,7 @@ def _csv_items(stream: IO[str], cloud: bool) -> Iterator[Item]:
     line = reader.line_num + 1
     for row in reader:
         try:
-            yield Item(line, event=_csv_event(dict(zip(header, row))))
+            yield Item(line, event=_csv_event(dict(zip(header, row, strict=False))))
         except (ValueError, AgentMeterValidationError) as exc:
             yield Item(line, error=str(exc))
         line = reader.line_num + 1

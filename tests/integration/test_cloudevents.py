@@ -69,11 +69,13 @@ def test_one_structured_event_is_recorded_once(live_server, project_key) -> None
     assert Decimal(first.json()["cost"]) == Decimal("0.0000003")
     assert first.json()["duplicate"] is False
     again = post(live_server.url, key, event, STRUCTURED_CONTENT_TYPE)
-    assert again.status_code == 201 and again.json()["duplicate"] is True
+    assert again.status_code == 201
+    assert again.json()["duplicate"] is True
     with live_server.client(key, project_id=project.id) as client:
         [stored] = client.get_events()
     assert (stored.id, stored.agent_id, stored.user_id) == (event["id"], "support-bot", "alice")
-    assert stored.timestamp.microsecond == 123456 and stored.metadata == {"ticket": "T-1"}
+    assert stored.timestamp.microsecond == 123456
+    assert stored.metadata == {"ticket": "T-1"}
 
 
 def test_a_batch_answers_like_the_batch_endpoint(live_server, project_key) -> None:
@@ -103,7 +105,8 @@ def test_binary_mode_is_refused_with_415_naming_the_structured_types(
     answer = post(live_server.url, key, event["data"], "application/json", **headers)
     assert answer.status_code == 415
     message = answer.json()["error"]["message"]
-    assert STRUCTURED_CONTENT_TYPE in message and BATCH_CONTENT_TYPE in message
+    assert STRUCTURED_CONTENT_TYPE in message
+    assert BATCH_CONTENT_TYPE in message
     assert "binary mode" in message
 
 
@@ -181,7 +184,7 @@ def test_the_client_records_cloudevents_on_every_backend(client: AgentMeterClien
                 "cached_tokens_in": 400,
                 "cached_input_token_price": "0.00000125",
             },
-        ),  # fmt: skip
+        ),
         envelope(type="agentmeter.instant_pay", data={"amount": "0.33333333", "description": "d"}),
     ]
     result = client.record_cloudevents(kinds)

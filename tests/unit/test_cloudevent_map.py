@@ -27,16 +27,25 @@ def events() -> st.SearchStrategy[dict[str, Any]]:
         "metadata": st.dictionaries(NAMES, st.integers() | NAMES, max_size=3),
     }
     api = st.fixed_dictionaries(
-        {**common, "payment_type": st.just("api_request_pay"), "api_calls": COUNTS,
-         "unit_price": PRICES}
+        {
+            **common,
+            "payment_type": st.just("api_request_pay"),
+            "api_calls": COUNTS,
+            "unit_price": PRICES,
+        }
     )
     tokens = st.fixed_dictionaries(
-        {**common, "payment_type": st.just("token_based_pay"), "tokens_in": COUNTS,
-         "tokens_out": COUNTS, "input_token_price": PRICES, "output_token_price": PRICES}
+        {
+            **common,
+            "payment_type": st.just("token_based_pay"),
+            "tokens_in": COUNTS,
+            "tokens_out": COUNTS,
+            "input_token_price": PRICES,
+            "output_token_price": PRICES,
+        }
     )
     instant = st.fixed_dictionaries(
-        {**common, "payment_type": st.just("instant_pay"), "amount": PRICES,
-         "description": NAMES}
+        {**common, "payment_type": st.just("instant_pay"), "amount": PRICES, "description": NAMES}
     )
     return api | tokens | instant
 
@@ -46,7 +55,9 @@ def test_an_event_comes_back_from_its_cloudevent_unchanged(event: dict[str, Any]
     envelope = to_cloudevent(event)
     assert envelope["specversion"] == "1.0"
     assert (envelope["id"], envelope["source"], envelope["subject"]) == (
-        event["id"], event["agent_id"], event["user_id"]
+        event["id"],
+        event["agent_id"],
+        event["user_id"],
     )
     assert envelope["type"] == "agentmeter." + event["payment_type"]
     assert from_cloudevent(envelope) == event
