@@ -205,7 +205,8 @@ def _batches(
 
 
 def _print_summary(file: Path, fmt: str, summary: Summary, seconds: float) -> None:
-    rate = f", {count_text(round(summary.read / seconds))} events/s" if seconds > 0 else ""
+    # A rate over less than a second says more about start-up than about speed.
+    rate = f", {count_text(round(summary.read / seconds))} events/s" if seconds >= 1 else ""
     click.echo(
         f"{file.name} ({fmt}): {plural(summary.read, 'record')} read in {seconds:.1f} s{rate}"
     )
