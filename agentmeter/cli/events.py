@@ -9,6 +9,7 @@ written once.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -200,10 +201,15 @@ def _given(parameter: str) -> bool:
 
 def _write_csv(out: IO[str], found: Iterator[MeterEvent], query: dict[str, Any]) -> int:
     writer = csv_writer(out)
+    # Python 3.11's writer leaves a cell with a lone "\r" unquoted when lines end
+    # in "\n", and a reader then splits the row there: such rows quote every cell.
+    careful = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for event in found:
-        writer.writerow([wire_value(value) for value in _csv_row(event.to_dict())])
+        row = [wire_value(value) for value in _csv_row(event.to_dict())]
+        has_cr = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        (careful if has_cr else writer).writerow(row)
         count += 1
     return count
 

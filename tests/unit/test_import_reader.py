@@ -9,7 +9,6 @@ reader. The event parsed from what was read must equal the original.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -20,9 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmeter.cli.cloudevent_export import write_cloudevents, write_cloudevents_jsonl
-from agentmeter.cli.events import CSV_COLUMNS, _csv_row, _write_json
+from agentmeter.cli.events import _write_csv, _write_json
 from agentmeter.cli.import_reader import detect_format, read_items
-from agentmeter.cli.output import wire_value
 from agentmeter.models import MeterEvent, parse_event
 
 IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,20}", fullmatch=True)
@@ -72,10 +70,7 @@ def events(draw: st.DrawFn) -> MeterEvent:
 def exported(fmt: str, found: list[MeterEvent]) -> str:
     out = io.StringIO()
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for event in found:
-            writer.writerow([wire_value(value) for value in _csv_row(event.to_dict())])
+        _write_csv(out, iter(found), {})
     else:
         writers = {
             "json": _write_json,
