@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentmeter.core.cloudevent_map import from_cloudevent, to_cloudevent
+from agentmeter.core.cloudevent_map import event_of, from_cloudevent, to_cloudevent
 from agentmeter.errors import AgentMeterValidationError
 from agentmeter.models import parse_event
 
@@ -24,7 +24,8 @@ def events() -> st.SearchStrategy[dict[str, Any]]:
         "agent_id": NAMES,
         "user_id": NAMES,
         "timestamp": st.just("2026-01-02T03:04:05.123456+00:00"),
-        "metadata": st.dictionaries(NAMES, st.integers() | NAMES, max_size=3),
+        # metadata integers are bounded (±2**64) by the input checks
+        "metadata": st.dictionaries(NAMES, st.integers(-(2**63), 2**63) | NAMES, max_size=3),
     }
     api = st.fixed_dictionaries(
         {
@@ -77,3 +78,29 @@ def test_a_bad_envelope_names_its_attribute(envelope: Any, field: str) -> None:
     with pytest.raises(AgentMeterValidationError) as caught:
         from_cloudevent(envelope)
     assert caught.value.field == field
+
+
+FULL = {"specversion": "1.0", "id": "e", "source": "a", "type": "agentmeter.instant_pay"}
+
+
+@pytest.mark.parametrize(
+    ("envelope", "field"),
+    [
+        ({**FULL, "specversion": None}, "specversion"),
+        ({key: value for key, value in FULL.items() if key != "specversion"}, "specversion"),
+        ({**FULL, "specversion": "0.3"}, "specversion"),
+        ({key: value for key, value in FULL.items() if key != "id"}, "id"),
+        ({**FULL, "source": ""}, "source"),
+        ({**FULL, "type": 3}, "type"),
+        ({**FULL, "data_base64": "AA=="}, "data_base64"),
+    ],
+)
+def test_a_full_envelope_needs_the_required_attributes(envelope: Any, field: str) -> None:
+    with pytest.raises(AgentMeterValidationError) as caught:
+        event_of(envelope)
+    assert caught.value.field == field
+
+
+def test_a_full_envelope_maps_like_from_cloudevent() -> None:
+    envelope = {**FULL, "subject": "u", "data": {"amount": "2"}}
+    assert event_of(envelope) == from_cloudevent(envelope)
