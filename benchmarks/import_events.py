@@ -31,6 +31,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,17 @@ def make_events(count: int, project_id: str) -> list[dict[str, Any]]:
                  "description": f"charge {index}, \"quoted\""}
             )  # fmt: skip
     return events
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """User + system seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cli(*args: str, check: bool = True) -> tuple[str, float]:
@@ -146,7 +158,11 @@ def main() -> int:
                 *("--base-url", server.url, "--api-key", server.admin_key),
                 *("--into-project", "imported", "--concurrency", str(options.concurrency)),
             )
+            assert server.process is not None
+            server_before, client_before = process_cpu(server.process.pid), children_cpu()
             first, first_seconds = cli("import", str(csv_path), *flags)
+            server_cpu = process_cpu(server.process.pid) - server_before
+            client_cpu = children_cpu() - client_before
             after_first = stats_of(admin, "imported")
             second, second_seconds = cli("import", str(csv_path), *flags)
             after_second = stats_of(admin, "imported")
@@ -160,6 +176,8 @@ def main() -> int:
     print(f"first import:  {count / first_seconds:,.0f} events/s wall ({first_seconds:.2f} s), "
           f"{summary_counts(first)}")  # fmt: skip
     print(f"   as printed: {first.splitlines()[0]}")
+    print(f"   CPU per 1,000 events: server {server_cpu / count * 1e6:.0f} ms, "
+          f"import command {client_cpu / count * 1e6:.0f} ms (Python start included)")  # fmt: skip
     print(f"second import: {count / second_seconds:,.0f} events/s wall ({second_seconds:.2f} s), "
           f"{summary_counts(second)}")  # fmt: skip
     ok = (
