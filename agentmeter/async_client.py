@@ -33,6 +33,7 @@ from .client import AgentMeterClient
 from .config import AgentMeterConfig
 from .core.price_book import PriceBook
 from .endpoints.admin import AdminEndpoints
+from .endpoints.cloudevents import CloudEventEndpoints
 from .endpoints.events import EventEndpoints
 from .endpoints.meters import MeterEndpoints
 from .endpoints.plan import Plan, arun, plan_of
@@ -121,6 +122,7 @@ class AsyncAgentMeterClient:
     record_api_request_pay = _awaited(EventEndpoints.record_api_request_pay, "_events")
     record_token_based_pay = _awaited(EventEndpoints.record_token_based_pay, "_events")
     record_instant_pay = _awaited(EventEndpoints.record_instant_pay, "_events")
+    record_cloudevents = _awaited(CloudEventEndpoints.record_cloudevents, "_cloudevents")
 
     # ----------------------------------------------------------- queries
 

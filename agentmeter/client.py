@@ -25,6 +25,7 @@ from .capture.budget import BudgetGuard, ThresholdCallback, threshold_shares_of
 from .config import AgentMeterConfig
 from .core.price_book import PriceBook
 from .endpoints.admin import AdminEndpoints
+from .endpoints.cloudevents import CloudEventEndpoints
 from .endpoints.connection import Connection
 from .endpoints.events import EventEndpoints
 from .endpoints.meters import MeterEndpoints
@@ -114,6 +115,7 @@ class AgentMeterClient:
         self._admin = AdminEndpoints(self._connection)
         self._prices = PriceEndpoints(self._connection)
         self._webhooks = WebhookEndpoints(self._connection)
+        self._cloudevents = CloudEventEndpoints(self._connection)
         self._connection.price_book = PriceBook(self._prices, ttl=config.price_cache_ttl)
         self._lock = threading.Lock()
         self._tracker: AgentMeterTracker | None = None
@@ -130,6 +132,7 @@ class AgentMeterClient:
     record_api_request_pay = _delegate(EventEndpoints.record_api_request_pay, "_events")
     record_token_based_pay = _delegate(EventEndpoints.record_token_based_pay, "_events")
     record_instant_pay = _delegate(EventEndpoints.record_instant_pay, "_events")
+    record_cloudevents = _delegate(CloudEventEndpoints.record_cloudevents, "_cloudevents")
 
     # ----------------------------------------------------------- queries
 

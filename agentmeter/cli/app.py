@@ -28,6 +28,7 @@ from .common import (
     unexpected,
 )
 from .events import events
+from .importer import import_events
 from .ledger import ledger
 from .meters import meter
 from .outbox import outbox
@@ -47,6 +48,7 @@ Examples:
   agentmeter report --db sqlite:///ledger.db --granularity month --format csv -o usage.csv
   agentmeter stats --timeframe "7 days" --base-url http://127.0.0.1:8787 --api-key $KEY
   agentmeter events --user alice --limit 20
+  agentmeter import usage.csv --db sqlite:///new.db
   agentmeter record api --user alice --agent search --api-calls 3 --unit-price 0.002
   agentmeter meter set --user alice --threshold 50
   agentmeter billing create --since 2025-01-01 --until 2025-02-01
@@ -125,3 +127,4 @@ cli.add_command(alerts)
 cli.add_command(ledger)
 cli.add_command(stripe)
 cli.add_command(summary)
+cli.add_command(import_events)

@@ -9,6 +9,7 @@ written once.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,6 +20,8 @@ import click
 
 from ..client import AgentMeterClient
 from ..models import MeterEvent, PaymentType
+from .cloudevent_export import FORMATS as CLOUDEVENT_FORMATS
+from .cloudevent_export import WRITERS as CLOUDEVENT_WRITERS
 from .common import project_of, reads_client
 from .output import (
     Column,
@@ -61,6 +64,13 @@ CSV_COLUMNS = (
     "description",
     "total_cost",
     "metadata",
+    # Added for `agentmeter import` (after the first columns, which keep their places):
+    # with them a row rebuilds its event, and its cost, exactly.
+    "model",
+    "cached_tokens_in",
+    "cache_write_tokens",
+    "cached_input_token_price",
+    "cache_write_token_price",
 )
 
 EXAMPLES = """
@@ -70,6 +80,7 @@ Examples:
   agentmeter events --user alice --since 24h
   agentmeter events --payment-type token_based_pay --limit 20 --format json
   agentmeter events --all --since 2025-01-01 --until 2025-02-01 --format csv -o jan.csv
+  agentmeter events --all --format cloudevents-jsonl -o usage.jsonl   # agentmeter import reads it
 """
 
 
@@ -101,8 +112,8 @@ def _quantity(event: MeterEvent) -> str:
 
 
 def _csv_row(item: dict[str, Any]) -> list[Any]:
-    row = [item.get(column) for column in CSV_COLUMNS[:-1]]
-    return [*row, json.dumps(item.get("metadata") or {}, ensure_ascii=False)]
+    metadata = json.dumps(item.get("metadata") or {}, ensure_ascii=False)
+    return [metadata if column == "metadata" else item.get(column) for column in CSV_COLUMNS]
 
 
 @click.command(epilog=EXAMPLES)
@@ -124,7 +135,11 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
     help="At most this many events (fetched 1,000 per request).",
 )
 @click.option("--all", "everything", is_flag=True, help="Every matching event (no limit).")
-@format_option()
+@format_option(
+    extra=CLOUDEVENT_FORMATS,
+    extra_help="; cloudevents (a JSON array) or "
+    "cloudevents-jsonl (a line each) for CloudEvents v1.0",
+)
 @output_option()
 @reads_client
 def events(
@@ -139,7 +154,7 @@ def events(
     fmt: str,
     output: Path | None,
 ) -> None:
-    """List stored events, newest first (table), or export them (json, csv)."""
+    """List stored events, newest first (table), or export them (json, csv, cloudevents)."""
     check_range(since, until)
     if everything and _given("limit"):
         raise click.UsageError("give either --all or --limit, not both")
@@ -173,7 +188,7 @@ def events(
             }
             newline = "" if fmt == "csv" else None
             with destination(output, newline=newline, what=None) as out:
-                count = (_write_csv if fmt == "csv" else _write_json)(out, counted(), query)
+                count = _WRITERS[fmt](out, counted(), query)
             if output is not None:
                 confirm_written(output, plural(count, "event"))
             return
@@ -188,10 +203,15 @@ def _given(parameter: str) -> bool:
 
 def _write_csv(out: IO[str], found: Iterator[MeterEvent], query: dict[str, Any]) -> int:
     writer = csv_writer(out)
+    # Python 3.11's writer leaves a cell with a lone "\r" unquoted when lines end
+    # in "\n", and a reader then splits the row there: such rows quote every cell.
+    careful = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for event in found:
-        writer.writerow([wire_value(value) for value in _csv_row(event.to_dict())])
+        row = [wire_value(value) for value in _csv_row(event.to_dict())]
+        has_cr = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        (careful if has_cr else writer).writerow(row)
         count += 1
     return count
 
@@ -206,6 +226,9 @@ def _write_json(out: IO[str], found: Iterator[MeterEvent], query: dict[str, Any]
         count += 1
     out.write(("\n  " if count else "") + f'],\n  "count": {count}\n}}\n')
     return count
+
+
+_WRITERS = {"csv": _write_csv, "json": _write_json, **CLOUDEVENT_WRITERS}
 
 
 def _nested(value: Any, indent: int) -> str:

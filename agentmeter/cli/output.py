@@ -52,14 +52,17 @@ FORMATS = ("table", "json", "csv")
 _PIPE_WIDTH = 10_000
 
 
-def format_option(default: str = "table") -> Callable[[F], F]:
+def format_option(
+    default: str = "table", extra: Sequence[str] = (), extra_help: str = ""
+) -> Callable[[F], F]:
+    """``--format`` with the usual choices, and a command's ``extra`` ones."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(FORMATS),
+        type=click.Choice((*FORMATS, *extra)),
         default=default,
         show_default=True,
-        help="table for people; json or csv for programs and spreadsheets.",
+        help="table for people; json or csv for programs and spreadsheets" + extra_help + ".",
     )
 
 

@@ -20,6 +20,12 @@ TYPE_PREFIX = "agentmeter."
 PAYMENT_TYPES = ("api_request_pay", "token_based_pay", "instant_pay")
 CLOUDEVENT_TYPES = tuple(TYPE_PREFIX + name for name in PAYMENT_TYPES)
 PROJECT_EXTENSION = "projectid"
+# The attributes CloudEvents v1.0 requires, in the order they are checked.
+REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type")
+# The media types of structured mode: one envelope, and a JSON array of them.
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+CLOUDEVENTS_PATH = "/api/meter/cloudevents"
 # The event fields the envelope carries, by their envelope attribute.
 ENVELOPE_FIELDS = {
     "id": "id",
@@ -48,6 +54,33 @@ def to_cloudevent(event: Mapping[str, Any]) -> dict[str, Any]:
         if key not in DERIVED_FIELDS and key not in ENVELOPE_FIELDS.values()
     }
     return envelope
+
+
+def check_envelope(envelope: Any) -> None:
+    """Raise AgentMeterValidationError naming the first required attribute that is
+    missing or not a non-empty string (``specversion`` must be ``"1.0"``)."""
+    if not isinstance(envelope, Mapping):
+        raise AgentMeterValidationError.for_field("cloudevent", "must be a JSON object")
+    for attribute in REQUIRED_ATTRIBUTES:
+        value = envelope.get(attribute)
+        if attribute not in envelope:
+            raise AgentMeterValidationError.for_field(attribute, "required")
+        if not isinstance(value, str) or not value:
+            raise AgentMeterValidationError.for_field(attribute, "must be a non-empty string")
+    if envelope["specversion"] != SPEC_VERSION:
+        raise AgentMeterValidationError.for_field(
+            "specversion", f"must be {SPEC_VERSION!r}, got {envelope['specversion']!r}"
+        )
+    if "data_base64" in envelope:
+        raise AgentMeterValidationError.for_field(
+            "data_base64", "not supported: send the event's fields as JSON in data"
+        )
+
+
+def event_of(envelope: Any) -> dict[str, Any]:
+    """The wire event of a full CloudEvent: its required attributes checked, then mapped."""
+    check_envelope(envelope)
+    return from_cloudevent(envelope)
 
 
 def from_cloudevent(envelope: Any) -> dict[str, Any]:

@@ -53,6 +53,8 @@ class Call:
     idempotent: bool = True
     # The tracker's wait between retries (shutdown cuts it short); None: the policy's.
     sleep: Callable[[float], None] | None = None
+    # The body's media type when not application/json (passed on only when set).
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,18 +108,25 @@ def run(plan: Plan[T], transport: Transport) -> T:
 def _carry(step: Step, transport: Transport) -> Any:
     if isinstance(step, Blocking):
         return step.work()
-    if step.sleep is None:  # a custom transport need not know ``sleep``
-        return transport.request(
-            step.method, step.path, params=step.params, body=step.body, idempotent=step.idempotent
-        )
+    # A custom transport need not know ``sleep`` or ``content_type``: each is
+    # passed only when set.
     return transport.request(
         step.method,
         step.path,
         params=step.params,
         body=step.body,
         idempotent=step.idempotent,
-        sleep=step.sleep,
+        **_options(step),
     )
+
+
+def _options(step: Call) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if step.sleep is not None:
+        options["sleep"] = step.sleep
+    if step.content_type is not None:
+        options["content_type"] = step.content_type
+    return options
 
 
 def run_sending_nothing(plan: Plan[T]) -> T:
@@ -165,6 +174,7 @@ async def _acarry(step: Step, transport: AsyncTransport) -> Any:
         body=step.body,
         idempotent=step.idempotent,
         sleep=None if step.sleep is None else _on_a_thread(step.sleep),
+        **({} if step.content_type is None else {"content_type": step.content_type}),
     )
 
 

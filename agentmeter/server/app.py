@@ -44,6 +44,7 @@ from ..models import (
     ReportRow,
     UserMeter,
 )
+from .cloudevent_routes import install_cloudevent_routes
 from .dashboard.mount import install_dashboard
 from .http import KeyChecker, install_error_handlers, json_response, read_json
 from .openapi import install_openapi, query_parameters, request_body
@@ -311,6 +312,7 @@ def _admin_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
     install_price_routes(app, api, ok, _principal, _ERRORS)
     install_webhook_routes(app, api, (ok, created), _principal, _ERRORS)
     install_summary_routes(app, api, ok, _principal, _ERRORS)
+    install_cloudevent_routes(app, api, _principal, _ERRORS)
 
 
 def _params(request: Request) -> dict[str, Any]:

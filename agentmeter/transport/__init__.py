@@ -18,6 +18,9 @@ from .retry import RetryPolicy, is_retryable
 
 
 class Transport(Protocol):
+    # ``content_type``: the body's media type when it is not application/json
+    # (the CloudEvents endpoint's); plans pass it only when set, so a custom
+    # transport for the other endpoints need not know it.
     # The project events go to when neither call nor client names one
     # (the embedded ledger has one; a server needs it said).
     default_project_id: str | None
@@ -36,6 +39,7 @@ class Transport(Protocol):
         body: Any = None,
         idempotent: bool = True,
         sleep: Callable[[float], None] | None = None,
+        content_type: str | None = None,
     ) -> Any: ...
 
     def close(self) -> None: ...
@@ -66,6 +70,7 @@ class AsyncTransport(Protocol):
         body: Any = None,
         idempotent: bool = True,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        content_type: str | None = None,
     ) -> Any: ...
 
     async def aclose(self) -> None: ...

@@ -106,10 +106,13 @@ class AsyncHttpTransport:
         body: Any = None,
         idempotent: bool = True,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        content_type: str | None = None,
     ) -> Any:
         """Send one request, retried under the policy; return the parsed JSON answer."""
         return await self.retry.arun(
-            lambda: self.send_once(method, path, params=params, body=body),
+            lambda: self.send_once(
+                method, path, params=params, body=body, content_type=content_type
+            ),
             idempotent=idempotent,
             sleep=sleep,
             describe=f"{method} {path}",
@@ -122,10 +125,11 @@ class AsyncHttpTransport:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        content_type: str | None = None,
     ) -> Any:
         started = time.perf_counter()
         data = _json.encode_body(body)
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = {"Content-Type": content_type or "application/json"} if data is not None else None
         response = await self._send(method, path, params=params, data=data, headers=headers)
         logger.debug(
             "%s %s -> %d in %.1f ms",

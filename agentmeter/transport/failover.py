@@ -56,9 +56,12 @@ class FailoverTransport:
         body: Any = None,
         idempotent: bool = True,
         sleep: Callable[[float], None] | None = None,
+        content_type: str | None = None,
     ) -> Any:
         return self.retry.run(
-            lambda: self._choose(self._servers).send_once(method, path, params=params, body=body),
+            lambda: self._choose(self._servers).send_once(
+                method, path, params=params, body=body, content_type=content_type
+            ),
             idempotent=idempotent,
             sleep=sleep,
             describe=f"{method} {path}",

@@ -82,10 +82,13 @@ class HttpTransport:
         body: Any = None,
         idempotent: bool = True,
         sleep: Callable[[float], None] | None = None,
+        content_type: str | None = None,
     ) -> Any:
         """Send one request, retried under the policy; return the parsed JSON answer."""
         return self.retry.run(
-            lambda: self.send_once(method, path, params=params, body=body),
+            lambda: self.send_once(
+                method, path, params=params, body=body, content_type=content_type
+            ),
             idempotent=idempotent,
             sleep=sleep,
             describe=f"{method} {path}",
@@ -98,10 +101,11 @@ class HttpTransport:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        content_type: str | None = None,
     ) -> Any:
         started = time.perf_counter()
         data = _json.encode_body(body)
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = {"Content-Type": content_type or "application/json"} if data is not None else None
         response = self._send(method, path, params=params, data=data, headers=headers)
         logger.debug(
             "%s %s -> %d in %.1f ms",

@@ -67,6 +67,7 @@ class ThreadedTransport:
         body: Any = None,
         idempotent: bool = True,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        content_type: str | None = None,
     ) -> Any:
         """The wrapped transport's answer, computed on a worker thread.
 
@@ -80,6 +81,8 @@ class ThreadedTransport:
             body=body,
             idempotent=idempotent,
         )
+        if content_type is not None:  # passed on only when set, as the plans do
+            call = functools.partial(call, content_type=content_type)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def aclose(self) -> None:

@@ -65,6 +65,7 @@ OPERATIONS = (
     "PATCH /projects/{project_id}",
     "POST /api/meter/event",
     "POST /api/meter/events/batch",
+    "POST /api/meter/cloudevents",
     "GET /api/meter/events",
     "GET /api/meter/stats",
     "GET /api/meter/report",

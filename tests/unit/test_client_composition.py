@@ -71,6 +71,7 @@ PARAMETERS = {
     "set_user_meter": ["threshold_amount", "user_id", "project_id"],
     "create_billing_record": ["project_id", "period_start", "period_end", "amount", "status"],
     "send_batch": ["events", "sleep"],
+    "record_cloudevents": ["envelopes"],  # issue 18
     "list_projects": [],
     # alerts and webhooks, issue 17
     "create_webhook_endpoint": ["url", "event_types", "enabled", "description", "project_id"],
