@@ -62,14 +62,15 @@ def _base(
         raise AgentMeterValidationError.for_field(
             "id", f"is not a valid event id: {event_id!r:.60}"
         )
+    now = time.time_ns()  # one clock read for the id and (unless given) the timestamp
     return {
-        "id": event_id or new_event_id(),
+        "id": event_id or new_event_id(now),
         "project_id": check_name(project_id, "project_id"),
         "agent_id": check_name(agent_id, "agent_id"),
         "user_id": check_name(user_id, "user_id"),
         "payment_type": payment_type,
         "event_type": event_type,
-        "timestamp": timestamp_ns(timestamp),
+        "timestamp": now if timestamp is None else timestamp_ns(timestamp),
         "metadata": check_metadata(metadata),
     }
 
