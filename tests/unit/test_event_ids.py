@@ -59,10 +59,16 @@ def test_ids_from_many_threads_never_repeat():
     assert len(set(every)) == len(every) == 160_000
 
 
-def test_the_random_part_is_drawn_again_after_a_reseed():
-    before = (ids._process.variant, ids._process.node)
-    ids._process.reseed()
-    assert (ids._process.variant, ids._process.node) != before
+def test_the_random_part_is_drawn_again_when_the_clock_goes_back():
+    now = time.time_ns()
+    before = [new_event_id(now) for _ in range(1000)]
+    part = ids._random_part
+    new_event_id(now + 10**9)  # a second later ...
+    assert ids._random_part is part
+    after = [new_event_id(now) for _ in range(1000)]  # ... and the clock is set back
+    assert ids._random_part is not part
+    assert not set(before) & set(after)
+    assert {event_id[-12:] for event_id in before} != {event_id[-12:] for event_id in after}
 
 
 def _child_ids(queue: multiprocessing.Queue[list[str]]) -> None:
