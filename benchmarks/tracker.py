@@ -30,6 +30,14 @@ Decimal total must equal what was tracked, or the script exits 1.
     python benchmarks/tracker.py                  # the figures in docs/benchmarks.md
     python benchmarks/tracker.py --events 5000 --durable-events 1000 --down-events 5000
     python benchmarks/tracker.py --json
+    python benchmarks/tracker.py --hot-only         # the hot path as users call it (3 runs)
+
+First of all, the hot path of issue 19 (``benchmarks/tracker_hot.py``): the
+call ``tracker.track_api_request_pay(api_calls=1, unit_price="0.001",
+user_id="user-1", metadata={...})``, a ``with`` block and a decorated
+function, 20,000 each on a default tracker whose worker delivers while the
+clock runs, ``--hot-runs`` times (default 3; the median run is shown), beside
+floors measured in the same processes.
 """
 
 from __future__ import annotations
@@ -169,6 +177,11 @@ class WorkerClock:
 def child(settings: dict[str, Any]) -> dict[str, Any]:
     from agentmeter import AgentMeterClient, AgentMeterTracker
 
+    if settings["phase"] == "hot":
+        import tracker_hot
+
+        return tracker_hot.child(settings)
+
     client = AgentMeterClient(
         api_key=settings["key"], base_url=settings["url"], project_id=settings["project_id"]
     )
@@ -301,11 +314,15 @@ def main() -> int:
     parser.add_argument("--durable-events", type=int, default=5_000)
     parser.add_argument("--down-events", type=int, nargs="*", default=[20_000, 100_000])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--hot-only", action="store_true", help="only the hot-path phases")
+    parser.add_argument("--hot-runs", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         print(json.dumps(child(json.loads(arguments.child))))
         return 0
+
+    import tracker_hot
 
     from agentmeter.testing import LiveServer
 
@@ -333,6 +350,28 @@ def main() -> int:
                     "outbox": str(folder / f"{name}.outbox.db"),
                 }
 
+            hot: dict[str, list[dict[str, Any]]] = {v: [] for v in tracker_hot.VARIANTS}
+            for run in range(arguments.hot_runs):
+                for variant in tracker_hot.VARIANTS:
+                    settings = new_project(f"hot-{variant}-{run}")
+                    settings.update(phase="hot", variant=variant, events=arguments.events)
+                    result = run_child(settings)
+                    result["server"] = check_server(
+                        server.url,
+                        settings["key"],
+                        settings["project_id"],
+                        result["events"],
+                        result["expected_total"],
+                    )
+                    failures += result["server"] != "ok" or result["dropped"] != 0
+                    hot[variant].append(result)
+                    print(f"hot-{variant}: {json.dumps(result)}", file=sys.stderr)
+            if hot["call"]:
+                results["hot"] = {v: tracker_hot.median_run(runs) for v, runs in hot.items()}
+                for variant, runs in hot.items():
+                    results["hot"][variant]["server"] = (
+                        "ok" if all(run["server"] == "ok" for run in runs) else "MISMATCH"
+                    )
             big_queue = {"max_queue_size": 2 * arguments.events, "batch_size": 1000}
             phases = [
                 ("up-1", "up", 1, arguments.events, {}),
@@ -342,7 +381,7 @@ def main() -> int:
                 ("durable-1", "durable", 1, arguments.durable_events, {"durable": True}),
                 ("durable-8", "durable", 8, arguments.durable_events, {"durable": True}),
             ]
-            for name, phase, threads, events, options in phases:
+            for name, phase, threads, events, options in [] if arguments.hot_only else phases:
                 settings = new_project(name)
                 settings.update(phase=phase, threads=threads, events=events, tracker=options)
                 result = run_child(settings)
@@ -357,7 +396,7 @@ def main() -> int:
                 results[name] = result
                 print(f"{name}: {json.dumps(result)}", file=sys.stderr)
 
-            for events in arguments.down_events:
+            for events in [] if arguments.hot_only else arguments.down_events:
                 name = f"down-{events}"
                 settings = new_project(name)
                 server.stop()  # nothing listens on its port now
@@ -387,6 +426,8 @@ def main() -> int:
 
 
 def print_table(results: dict[str, Any]) -> None:
+    import tracker_hot
+
     machine = results["machine"]
     print(f"Python {machine['python']}, {machine['cpus']} CPUs, {machine['platform']}")
     print(f"targets: {TARGETS}")
@@ -395,9 +436,12 @@ def print_table(results: dict[str, Any]) -> None:
         f"{'phase':<12}{'events':>8}{'p50 us':>9}{'p99 us':>9}{'max us':>10}"
         f"{'deliv/s':>10}{'peak MB':>9}{'drops':>7}  server"
     )
+    if "hot" in results:
+        tracker_hot.print_hot(results["hot"])
+        print()
     print(header)
     for name, result in results.items():
-        if name == "machine":
+        if name in ("machine", "hot"):
             continue
         delivered = result.get("delivered_per_s") or result.get("replay", {}).get("per_s")
         print(

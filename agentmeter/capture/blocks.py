@@ -27,7 +27,17 @@ from ..core.checks import check_metadata
 from ..models import PaymentType
 from ..pricing import ZERO
 from .budget import BudgetGuard, Reservation
-from .charge import Charge, check_sink, report_fault, reserve_budget, track, tracker_of
+from .charge import (
+    API_REQUEST_PAY,
+    INSTANT_PAY,
+    TOKEN_BASED_PAY,
+    Charge,
+    check_sink,
+    report_fault,
+    reserve_budget,
+    track,
+    tracker_of,
+)
 
 
 class UsageContext:
@@ -147,7 +157,7 @@ class UsageContext:
                 self.data["user_id"],
                 metadata,
                 api_calls=self.data["api_calls"],
-                tokens=self._tokens(),
+                tokens=self._tokens() if self.charge.payment_type is TOKEN_BASED_PAY else (0, 0),
                 amount=self.data["amount"],
                 description=self.data["description"],
             )
@@ -168,7 +178,7 @@ def track_api_request_pay(
 ) -> UsageContext:
     """Bill ``usage["api_calls"]`` (default 1) x ``unit_price`` when the block ends."""
     charge = Charge.declare(
-        PaymentType.API_REQUEST_PAY,
+        API_REQUEST_PAY,
         unit_price=unit_price,
         project_id=project_id,
         agent_id=agent_id,
@@ -191,7 +201,7 @@ def track_token_based_pay(
     """Bill ``usage["tokens_in"]`` and ``usage["tokens_out"]`` when the block ends
     (at ``model``'s list prices when none are given)."""
     charge = Charge.declare(
-        PaymentType.TOKEN_BASED_PAY,
+        TOKEN_BASED_PAY,
         input_token_price=input_token_price,
         output_token_price=output_token_price,
         project_id=project_id,
@@ -212,7 +222,7 @@ def track_instant_pay(
 ) -> UsageContext:
     """Charge ``usage["amount"]`` when the block ends (0: nothing is recorded)."""
     charge = Charge.declare(
-        PaymentType.INSTANT_PAY,
+        INSTANT_PAY,
         amount=amount,
         description=description or "",
         project_id=project_id,

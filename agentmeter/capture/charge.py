@@ -28,6 +28,11 @@ from .budget import BudgetGuard, Reservation
 from .usage import TokenUsage
 
 logger = logging.getLogger("agentmeter")
+# The members, read once: ``PaymentType.X`` costs about 0.1 us per read (the
+# enum class's attribute lookup), and a metered call read several.
+API_REQUEST_PAY = PaymentType.API_REQUEST_PAY
+TOKEN_BASED_PAY = PaymentType.TOKEN_BASED_PAY
+INSTANT_PAY = PaymentType.INSTANT_PAY
 
 
 class _ErrorCount:
@@ -100,10 +105,6 @@ def _optional_model(value: Any) -> str | None:
     raise AgentMeterValidationError.for_field("model", "must be a non-empty model name")
 
 
-def _optional_money(value: Any, field: str) -> Decimal | None:
-    return None if value is None else to_money(value, field)
-
-
 @dataclass(slots=True)  # not frozen: that would cost a microsecond per with-block
 class Charge:
     """What a capture surface bills, fixed when it is declared (and validated then).
@@ -123,7 +124,22 @@ class Charge:
     model: str | None = None  # priced from the catalog when no prices are given
 
     @classmethod
-    def declare(cls, payment_type: PaymentType | str, **settings: Any) -> Charge:
+    def declare(
+        cls,
+        payment_type: PaymentType | str,
+        *,
+        api_calls: Any = 1,
+        unit_price: Any = None,
+        input_token_price: Any = None,
+        output_token_price: Any = None,
+        amount: Any = None,
+        description: str | None = "",
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        model: Any = None,
+    ) -> Charge:
+        # Named keywords, not **settings: a with-block declares its charge each
+        # time it is made, and a dict of settings read with .get() cost 1 us.
         try:
             kind = payment_type if type(payment_type) is PaymentType else PaymentType(payment_type)
         except ValueError:
@@ -131,30 +147,28 @@ class Charge:
                 "payment_type", f"must be one of {[p.value for p in PaymentType]}"
             ) from None
         return cls(
-            payment_type=kind,
-            api_calls=to_count(settings.get("api_calls", 1), "api_calls"),
-            unit_price=_optional_money(settings.get("unit_price"), "unit_price"),
-            input_token_price=_optional_money(
-                settings.get("input_token_price"), "input_token_price"
-            ),
-            output_token_price=_optional_money(
-                settings.get("output_token_price"), "output_token_price"
-            ),
-            amount=_optional_money(settings.get("amount"), "amount"),
-            description=settings.get("description") or "",
-            project_id=settings.get("project_id"),
-            agent_id=settings.get("agent_id"),
-            model=_optional_model(settings.get("model")),
+            kind,
+            to_count(api_calls, "api_calls"),
+            None if unit_price is None else to_money(unit_price, "unit_price"),
+            None if input_token_price is None else to_money(input_token_price, "input_token_price"),
+            None
+            if output_token_price is None
+            else to_money(output_token_price, "output_token_price"),
+            None if amount is None else to_money(amount, "amount"),
+            description or "",
+            project_id,
+            agent_id,
+            None if model is None else _optional_model(model),
         )
 
     def cost(
         self, tracker: AgentMeterTracker, api_calls: Any, tokens: tuple[Any, ...], amount: Any
     ) -> Decimal:
         """What :meth:`submit` with these values charges (0 for tokens not yet known)."""
-        if self.payment_type is PaymentType.API_REQUEST_PAY:
+        if self.payment_type is API_REQUEST_PAY:
             price = self.unit_price if self.unit_price is not None else tracker.default_api_price
             return api_request_cost(to_count(api_calls, "api_calls"), price)
-        if self.payment_type is PaymentType.TOKEN_BASED_PAY:
+        if self.payment_type is TOKEN_BASED_PAY:
             given = (self.input_token_price, self.output_token_price, None, None)
             project = self.project_id or tracker.project_id
             priced = tracker.pricer.price_queued(
@@ -189,7 +203,7 @@ class Charge:
 
         ``event_id``: the id to give the event (a new one when None).
         """
-        if self.payment_type is PaymentType.API_REQUEST_PAY:
+        if self.payment_type is API_REQUEST_PAY:
             return tracker.track_api_request_pay(
                 self.api_calls if api_calls is None else api_calls,
                 self.unit_price,
@@ -199,7 +213,7 @@ class Charge:
                 agent_id=self.agent_id,
                 event_id=event_id,
             )
-        if self.payment_type is PaymentType.TOKEN_BASED_PAY:
+        if self.payment_type is TOKEN_BASED_PAY:
             cached, written = (tokens[2], tokens[3]) if len(tokens) > 2 else (0, 0)
             return tracker.track_token_based_pay(
                 tokens[0],
@@ -238,18 +252,33 @@ def track(
     cost: Callable[[], Decimal],
     user_id: str | None,
     metadata: dict[str, Any],
-    **values: Any,
+    *,
+    api_calls: Any = None,
+    tokens: tuple[Any, ...] = (0, 0),
+    amount: Any = None,
+    description: str | None = None,
 ) -> str | None:
     """Track the event and settle the budget reservation (if any) with its real cost.
 
     The guard is told the event's id and cost *before* the tracker has the
     event: a delivery that follows at once is then matched to it, instead of
     its cost staying counted after the server's meter includes it.
+
+    (The values are passed on by name: forwarding ``**values`` through two
+    calls cost about 0.5 us per metered call.)
     """
     if budget is None:
         budget = _watched(charge, tracker, user_id)
         if budget is None:
-            return charge.submit(tracker, user_id, metadata, **values)
+            return charge.submit(
+                tracker,
+                user_id,
+                metadata,
+                api_calls=api_calls,
+                tokens=tokens,
+                amount=amount,
+                description=description,
+            )
     guard, reservation = budget
     try:
         real_cost = cost()
@@ -259,7 +288,16 @@ def track(
     event_id = new_event_id()
     held = guard.commit(reservation, event_id, real_cost)
     try:
-        tracked = charge.submit(tracker, user_id, metadata, event_id=event_id, **values)
+        tracked = charge.submit(
+            tracker,
+            user_id,
+            metadata,
+            api_calls=api_calls,
+            tokens=tokens,
+            amount=amount,
+            description=description,
+            event_id=event_id,
+        )
     except BaseException:
         guard.cancel(held, event_id)
         raise

@@ -22,11 +22,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..core.checks import check_metadata
-from ..models import PaymentType
 from ..pricing import ZERO, to_count
 from .attribution import current_attribution
 from .budget import BudgetGuard, Reservation
-from .charge import Charge, report_fault, reserve_budget, track, tracker_of
+from .charge import TOKEN_BASED_PAY, Charge, report_fault, reserve_budget, track, tracker_of
 from .usage import extract_stream_usage, extract_usage
 
 if TYPE_CHECKING:
@@ -108,13 +107,13 @@ class Meter:
         return call
 
     def _estimate(self) -> Decimal:
-        if self.charge.payment_type is PaymentType.TOKEN_BASED_PAY:
+        if self.charge.payment_type is TOKEN_BASED_PAY:
             return ZERO  # unknown until the call returns
         return self._cost(tracker_of(self.sink), (0, 0))
 
     def _cost(self, tracker: AgentMeterTracker, tokens: tuple[int, ...]) -> Decimal:
         """What a call bills; fixed but for tokens, so worked out once per tracker."""
-        if self.charge.payment_type is PaymentType.TOKEN_BASED_PAY:
+        if self.charge.payment_type is TOKEN_BASED_PAY:
             return self.charge.cost(tracker, 0, tokens, None)
         fixed = self._fixed_cost
         if fixed is None or fixed[0] is not tracker:
@@ -190,7 +189,7 @@ class Meter:
     def _tokens(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, stream: bool
     ) -> tuple[int, ...]:
-        if self.charge.payment_type is not PaymentType.TOKEN_BASED_PAY:
+        if self.charge.payment_type is not TOKEN_BASED_PAY:
             return (0, 0)
         if self.tokens_extractor is not None:
             counts = tuple(self.tokens_extractor(*args, result=result, **kwargs))
@@ -278,7 +277,7 @@ async def _before_async(meter: Meter, args: tuple[Any, ...], kwargs: dict[str, A
 
 
 def _wrap_generator(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
-    keep = meter.charge.payment_type is PaymentType.TOKEN_BASED_PAY
+    keep = meter.charge.payment_type is TOKEN_BASED_PAY
 
     @functools.wraps(func)
     def metered(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
@@ -321,7 +320,7 @@ def _recorded(
 
 
 def _wrap_async_generator(meter: Meter, func: Callable[..., Any]) -> Callable[..., Any]:
-    keep = meter.charge.payment_type is PaymentType.TOKEN_BASED_PAY
+    keep = meter.charge.payment_type is TOKEN_BASED_PAY
 
     @functools.wraps(func)
     async def metered(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:

@@ -67,21 +67,27 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     """
     if metadata is None:
         return {}
-    if not isinstance(metadata, Mapping):
+    if type(metadata) is dict:
+        copied = metadata.copy()
+    elif isinstance(metadata, Mapping):
+        copied = dict(metadata)
+    else:
         raise AgentMeterValidationError.for_field(
             "metadata", f"must be a dict, got {type(metadata).__name__}"
         )
-    copied = dict(metadata)
     for key, value in copied.items():
-        # The common case, flat text and small numbers, costs one type check each.
+        # The common case, flat text and small numbers, costs one type check
+        # each (the tracker's hot path runs this for every event).
         if type(key) is not str or not key.isascii():
             return _with_text_keys(copied)
         kind = type(value)
-        if kind is str and value.isascii():
-            continue
-        if kind is int and -INT_LIMIT < value < INT_LIMIT:
-            continue
-        if kind is float and math.isfinite(value):
+        if kind is str:
+            if value.isascii():
+                continue
+        elif kind is int:
+            if -INT_LIMIT < value < INT_LIMIT:
+                continue
+        elif kind is float and value - value == 0.0:  # finite: inf - inf and nan - nan are nan
             continue
         copied[key] = _json_value(value, f"metadata.{key}", 2)
     return copied

@@ -21,7 +21,10 @@ class EventQueue:
         self.maxsize = maxsize
         self.batch_size = batch_size
         self._items: deque[WireEvent] = deque()
-        self._condition = threading.Condition(threading.Lock())
+        # put_nowait takes the lock itself: entering the Condition costs a
+        # Python-level call more (about 0.2 us) on every tracked event.
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         self._flush_requested = False
         self._worker_waiting = False
         self.accepted = 0  # events ever put (monotonic): flush() waits for them
@@ -31,7 +34,7 @@ class EventQueue:
 
     def put_nowait(self, event: WireEvent) -> bool:
         """Append unless full; wake the worker when a batch is ready."""
-        with self._condition:
+        with self._lock:
             if len(self._items) >= self.maxsize:
                 return False
             self._items.append(event)
