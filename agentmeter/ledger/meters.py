@@ -41,6 +41,11 @@ class MeterStore(LedgerBase):
                 row = _find(connection, project_id, user_id)
         return None if row is None else _meter(row, project_id, user_id)
 
+    def get_meter_now(self, project_id: str, user_id: str) -> UserMeter | None:
+        """:meth:`get_meter` without waiting for anything, or :class:`.nowait.WouldWait`."""
+        found = self.nowait.read_one(_SQLITE_FIND, (project_id, user_id))
+        return None if found is None else _meter(_MeterRow(*found), project_id, user_id)
+
     def meters_of(self, project_id: str, user_ids: list[str]) -> dict[str, UserMeter]:
         """The meters of these users that exist, by user id (one query)."""
         if not user_ids:

@@ -33,6 +33,7 @@ from ..core.wire import (
 from ..ledger import Ledger
 from ..ledger.admission import DEFAULT_MAX_FUTURE_SKEW
 from ..ledger.api import LedgerAPI, Principal, query_dict
+from ..ledger.nowait import WouldWait
 from ..models import (
     EVENT_ADAPTER,
     AnyEvent,
@@ -219,7 +220,11 @@ def _meter_routes(app: FastAPI, api: LedgerAPI, ok: Responder) -> None:
         openapi_extra=query_parameters(MeterKey),
     )
     async def get_meter(request: Request, who: Who) -> Response:
-        return await ok(api.get_meter, who, _params(request))
+        params = _params(request)
+        try:  # one indexed row: on the loop when it needs no wait (ledger/nowait.py)
+            return json_response(api.get_meter(who, params, now=True))
+        except WouldWait:
+            return await ok(api.get_meter, who, params)
 
     @app.put(
         "/api/meter",
