@@ -93,6 +93,7 @@ class Ledger(
         return ledger
 
     def close(self) -> None:
+        self.nowait.close()
         self.engine.dispose()
 
     def __repr__(self) -> str:

@@ -9,11 +9,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from ..core.webhook_models import BILLING_CREATED, BILLING_UPDATED
 from ..models import BillingRecord, BillingStatus, Project
 from ..pricing import round_to_cents
+from . import driver_sql
 from .alert_schema import alert_metadata
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_sum
@@ -85,6 +86,12 @@ def _billing(row: Any) -> BillingRecord:
     )
 
 
+_KEY_BY_HASH = select(api_keys.c.kind, api_keys.c.project_id).where(
+    api_keys.c.key_hash == bindparam("key_hash")
+)
+_SQLITE_KEY_BY_HASH = "SELECT kind, project_id FROM api_keys WHERE key_hash = ?"
+
+
 class AdminStore(LedgerBase):
     # ------------------------------------------------------------- keys
 
@@ -105,12 +112,11 @@ class AdminStore(LedgerBase):
 
     def find_key_hash(self, key_hash: str) -> KeyRecord | None:
         """The stored key with this hash (a dashboard session keeps only the hash)."""
+        if self.dialect == "sqlite":  # every request not answered from the key cache
+            found = driver_sql.read_one(self.engine, _SQLITE_KEY_BY_HASH, (key_hash,))
+            return None if found is None else KeyRecord(*found)
         with self.reading() as connection:
-            row = connection.execute(
-                select(api_keys.c.kind, api_keys.c.project_id).where(
-                    api_keys.c.key_hash == key_hash
-                )
-            ).first()
+            row = connection.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
         return KeyRecord(row.kind, row.project_id) if row else None
 
     def has_admin_key(self) -> bool:

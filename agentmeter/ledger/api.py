@@ -255,9 +255,13 @@ class LedgerAPI:
 
     # ------------------------------------------------------- user meters
 
-    def get_meter(self, who: Principal, params: Mapping[str, Any]) -> dict[str, Any]:
+    def get_meter(
+        self, who: Principal, params: Mapping[str, Any], *, now: bool = False
+    ) -> dict[str, Any]:
+        """``now``: read without waiting (on an event loop), or raise ``nowait.WouldWait``."""
         key = parse(MeterKey, self.scoped(who, params))
-        meter = self.ledger.get_meter(key.project_id, key.user_id)
+        read = self.ledger.get_meter_now if now else self.ledger.get_meter
+        meter = read(key.project_id, key.user_id)
         if meter is None:  # 404 rather than nulls an AgentMeter 0.2 client cannot read
             raise not_found(f"meter of user {key.user_id!r} (nothing charged or set yet)")
         return meter.to_dict()

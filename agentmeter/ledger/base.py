@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, Engine
 
 from .dialect import MICROS
+from .nowait import NoWaitReads
 
 
 def to_micros(moment: datetime) -> int:
@@ -39,6 +40,7 @@ class LedgerBase:
         # here instead of in SQLite's busy handler, which sleeps up to 100 ms a
         # try and wakes no one in order (a long tail under load).
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self.nowait = NoWaitReads.for_engine(engine)  # one-row reads for the event loop
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:

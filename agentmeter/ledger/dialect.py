@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import AgentMeterConfigurationError
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
+from . import driver_sql
 
 MICROS = 1_000_000
 HOUR_MICROS = 3600 * MICROS
@@ -154,8 +155,10 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     def _on_begin(connection: Any) -> None:
         # A writer takes the lock up front, so a read-then-write never fails
         # to upgrade; readers use a plain (deferred) BEGIN.
+        # Straight to the driver: SQLAlchemy's statement machinery would cost as
+        # much as a one-row read (see driver_sql.py); errors still come as its own.
         mode = connection.get_execution_options().get("ledger_write")
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+        driver_sql.execute(connection, "BEGIN IMMEDIATE" if mode else "BEGIN")
 
     return engine
 

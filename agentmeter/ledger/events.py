@@ -22,6 +22,7 @@ from sqlalchemy import BigInteger, Boolean, Connection, select, text
 from ..core.webhook_models import THRESHOLD_CROSSED, AlertSettings
 from ..models import MeterEvent
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
+from . import driver_sql
 from .alerts import announce_crossings
 from .base import LedgerBase, from_micros, now_micros
 from .dialect import ExactDecimal, insert_for, money_add
@@ -202,7 +203,8 @@ def add_usages(
     if not charges:
         return
     if dialect == "sqlite":
-        connection.exec_driver_sql(
+        driver_sql.executemany(
+            connection,
             _SQLITE_ADD_USAGE,
             [(p, u, money_text(cost), now) for (p, u), cost in sorted(charges.items())],
         )
@@ -278,6 +280,9 @@ _MONEY_INDEXES = [
 
 
 def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> set[EventKey]:
+    if len(rows) == 1:  # one event (most requests): its insert says whether it was new
+        inserted = driver_sql.execute(connection, _SQLITE_INSERT, _sqlite_values(rows[0]))
+        return {_key(rows[0])} if inserted.rowcount == 1 else set()
     existing: set[EventKey] = set()
     for project_id, ids in _ids_by_project(rows).items():
         for start in range(0, len(ids), _SQLITE_CHUNK):
@@ -285,8 +290,8 @@ def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> se
             marks = ", ".join("?" for _ in chunk)
             # project_id first: the primary key's order, so the lookup uses its index.
             query = f"SELECT id FROM events WHERE project_id = ? AND id IN ({marks})"  # noqa: S608
-            found = connection.exec_driver_sql(query, (project_id, *chunk)).scalars()
-            existing.update((project_id, event_id) for event_id in found)
+            found = driver_sql.execute(connection, query, (project_id, *chunk)).fetchall()
+            existing.update((project_id, event_id) for (event_id,) in found)
     new_keys: set[EventKey] = set()
     values = []
     for row in rows:
@@ -294,14 +299,19 @@ def _insert_new_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> se
         if key in existing or key in new_keys:
             continue
         new_keys.add(key)
-        value = [row[name] for name in _COLUMNS]
-        for index in _MONEY_INDEXES:
-            if value[index] is not None:
-                value[index] = money_text(value[index])
-        values.append(tuple(value))
+        values.append(_sqlite_values(row))
     if values:
-        connection.exec_driver_sql(_SQLITE_INSERT, values)
+        driver_sql.executemany(connection, _SQLITE_INSERT, values)
     return new_keys
+
+
+def _sqlite_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An event row as the insert's parameters, money as decimal text."""
+    value = [row[name] for name in _COLUMNS]
+    for index in _MONEY_INDEXES:
+        if value[index] is not None:
+            value[index] = money_text(value[index])
+    return tuple(value)
 
 
 _SQLITE_ADD_USAGE = (

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, literal, null, select, union_all
 
 from ..pricing import MONEY_CONTEXT, money_text
+from . import driver_sql
 from .dialect import DAY_MICROS, HOUR_MICROS, insert_for, money_add
 from .rollup_schema import ROLLUPS, SUMS, Rollup, decoded, encode
 from .schema import events
@@ -57,8 +58,9 @@ def _upsert(
 ) -> None:
     table = rollup.table
     if dialect == "sqlite":  # the driver's executemany: no SQL compiled per row
-        connection.exec_driver_sql(
-            _SQLITE_UPSERT.format(table=table.name),
+        driver_sql.executemany(
+            connection,
+            _SQLITE_UPSERTS[table.name],
             [(*key, *total[:4], money_text(total[4])) for key, total in sums],
         )
         return
@@ -82,6 +84,9 @@ _SQLITE_UPSERT = (
     "tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out, "
     "cost = decimal_add(cost, excluded.cost)"
 )
+_SQLITE_UPSERTS = {
+    rollup.table.name: _SQLITE_UPSERT.format(table=rollup.table.name) for rollup in ROLLUPS
+}
 
 
 def choose(

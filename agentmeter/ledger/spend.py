@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam
 
 from ..core.webhook_models import SPEND_EXCEEDED, AlertSettings
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
+from . import driver_sql
 from .alert_schema import PeriodKey, period_starts, spend_totals
 from .alerts import settings_of
 from .base import from_micros
@@ -70,7 +71,7 @@ def _add_quietly(
     if not rows:  # every event was a resend
         return
     if dialect == "sqlite":  # the driver's executemany: nothing compiled per row
-        connection.exec_driver_sql(_SQLITE_ADD, rows)
+        driver_sql.executemany(connection, _SQLITE_ADD, rows)
         return
     upsert = _upsert_statement(dialect)
     for project_id, period, start, amount in rows:

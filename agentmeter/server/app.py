@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +33,7 @@ from ..core.wire import (
 from ..ledger import Ledger
 from ..ledger.admission import DEFAULT_MAX_FUTURE_SKEW
 from ..ledger.api import LedgerAPI, Principal, query_dict
+from ..ledger.nowait import WouldWait
 from ..models import (
     EVENT_ADAPTER,
     AnyEvent,
@@ -47,6 +48,7 @@ from ..models import (
 from .cloudevent_routes import install_cloudevent_routes
 from .dashboard.mount import install_dashboard
 from .http import KeyChecker, install_error_handlers, json_response, read_json
+from .key_cache import KeyCache, configured_key_cache_seconds
 from .openapi import install_openapi, query_parameters, request_body
 from .prices import install_price_routes
 from .summary_routes import install_summary_routes
@@ -93,15 +95,20 @@ _DESCRIPTION = (
     "send numbers or decimal strings; answers carry decimal strings."
 )
 Responder = Callable[..., Awaitable[Response]]
-_bearer = HTTPBearer(auto_error=False, description="a project key or the admin key")
 
 
-async def _principal(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-) -> Principal:
-    checker: KeyChecker = request.app.state.key_checker
-    return await checker(request)
+class _KeyAuth(HTTPBearer):
+    """The API's security scheme (HTTP bearer, in the OpenAPI document) and the key
+    check itself: one dependency for FastAPI to solve per request, not two."""
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        checker: KeyChecker = request.app.state.key_checker
+        return await checker(request)
+
+
+_principal = _KeyAuth(
+    auto_error=False, scheme_name="HTTPBearer", description="a project key or the admin key"
+)
 
 
 # Module-level, so FastAPI can resolve it in the routes' (string) annotations.
@@ -114,15 +121,19 @@ def create_app(
     admin_key: str | None = None,
     max_future_skew: timedelta | None = DEFAULT_MAX_FUTURE_SKEW,
     private_webhooks: bool = True,
+    key_cache_seconds: float | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``ledger``. ``admin_key`` is accepted besides stored keys;
     an event stamped more than ``max_future_skew`` ahead of now is refused (None: never);
-    webhook endpoints may be private addresses only with ``private_webhooks``."""
+    webhook endpoints may be private addresses only with ``private_webhooks``; a key
+    revoked elsewhere works here up to ``key_cache_seconds`` longer (None: from
+    ``AGENTMETER_KEY_CACHE_SECONDS``, default 5; see :mod:`.key_cache`)."""
     app = FastAPI(title="AgentMeter", version=__version__, description=_DESCRIPTION)
     install_error_handlers(app)
     install_openapi(app)
     api = LedgerAPI(ledger, max_future_skew=max_future_skew, private_webhooks=private_webhooks)
-    app.state.key_checker = KeyChecker(ledger, admin_key)
+    seconds = configured_key_cache_seconds() if key_cache_seconds is None else key_cache_seconds
+    app.state.key_checker = KeyChecker(ledger, admin_key, KeyCache(seconds))
 
     def answer(status: int = 200) -> Responder:
         async def call(method: Callable[..., Any], *args: Any) -> Response:
@@ -211,7 +222,11 @@ def _meter_routes(app: FastAPI, api: LedgerAPI, ok: Responder) -> None:
         openapi_extra=query_parameters(MeterKey),
     )
     async def get_meter(request: Request, who: Who) -> Response:
-        return await ok(api.get_meter, who, _params(request))
+        params = _params(request)
+        try:  # one indexed row: on the loop when it needs no wait (ledger/nowait.py)
+            return json_response(api.get_meter(who, params, now=True))
+        except WouldWait:
+            return await ok(api.get_meter, who, params)
 
     @app.put(
         "/api/meter",
@@ -275,8 +290,10 @@ def _admin_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
         return await ok(api.update_project, who, project_id, await read_json(request))
 
     @app.delete("/projects/{project_id}", tags=["projects"], responses=_ERRORS)
-    async def delete_project(project_id: str, who: Who) -> Response:
-        return await ok(api.delete_project, who, project_id)
+    async def delete_project(project_id: str, request: Request, who: Who) -> Response:
+        answer = await ok(api.delete_project, who, project_id)
+        request.app.state.key_checker.cache.forget_project(project_id)  # its keys went with it
+        return answer
 
     @app.post(
         "/billing-records",

@@ -17,6 +17,7 @@ from ..core import jsonio as _json
 from ..ledger import Ledger, hash_key
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, Principal
 from ..ledger.errors import WireError
+from .key_cache import KeyCache
 
 logger = logging.getLogger("agentmeter.server")
 
@@ -39,11 +40,18 @@ def error_response(error: WireError, headers: dict[str, str] | None = None) -> R
 
 
 class KeyChecker:
-    """Turns ``Authorization: Bearer <key>`` into a :class:`Principal`, or 401."""
+    """Turns ``Authorization: Bearer <key>`` into a :class:`Principal`, or 401.
 
-    def __init__(self, ledger: Ledger, admin_key: str | None) -> None:
+    Stored keys found valid are remembered in ``cache`` for its few seconds
+    (:mod:`.key_cache`: the bound on a revocation made elsewhere).
+    """
+
+    def __init__(
+        self, ledger: Ledger, admin_key: str | None, cache: KeyCache | None = None
+    ) -> None:
         self.ledger = ledger
         self._admin_hash = hash_key(admin_key) if admin_key else None
+        self.cache = cache if cache is not None else KeyCache(0)
 
     async def __call__(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -62,10 +70,16 @@ class KeyChecker:
         """Who holds the key with this hash now (None: no such key, or revoked)."""
         if self._admin_hash and hmac.compare_digest(key_hash, self._admin_hash):
             return ADMIN
+        cached = self.cache.get(key_hash)
+        if cached is not None:
+            return cached
+        looked_up_at = self.cache.clock()
         record = await run_in_threadpool(self.ledger.find_key_hash, key_hash)
         if record is None:
             return None
-        return ADMIN if record.kind == "admin" else Principal("project", record.project_id)
+        principal = ADMIN if record.kind == "admin" else Principal("project", record.project_id)
+        self.cache.put(key_hash, principal, looked_up_at)
+        return principal
 
 
 async def read_json(request: Request) -> Any:
