@@ -35,6 +35,7 @@ from .prices import prices
 from .projects import projects
 from .records import record
 from .report import report, stats
+from .send import send
 from .serve import serve
 from .webhooks import alerts, webhooks
 
@@ -120,3 +121,4 @@ for command in (report, stats, events, record, meter, billing, prices, projects,
 cli.add_command(webhooks)
 cli.add_command(alerts)
 cli.add_command(ledger)
+cli.add_command(send)
