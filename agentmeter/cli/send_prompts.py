@@ -149,13 +149,18 @@ def fill_fields(
     given: Mapping[str, str],
 ) -> dict[str, Any]:
     """Ask every field not given as an option, in order; the given ones are taken as they are."""
-    pending = [spec for spec in specs if spec.name not in given]
-    for spec in pending:  # stand-ins first: an answer is checked against a whole event
+    for spec in specs:  # stand-ins first: an answer is checked against a whole event
         event = apply_field(template, event, spec, placeholder(spec))
     for spec in specs:
         if spec.name in given:
-            event = apply_field(template, event, spec, given[spec.name])
-            continue
+            try:
+                answered = apply_field(template, event, spec, given[spec.name])
+                checked(answered)
+            except AgentMeterValidationError as exc:  # a bad option: corrected here
+                click.echo(f"error: {in_field_terms(exc, (spec,))}", err=True)
+            else:
+                event = answered
+                continue
         event = ask_field(client, template, event, spec, default_of(client, spec, event))
     return event
 

@@ -144,6 +144,36 @@ def test_token_prices_default_to_the_model_catalog(ledger):
     assert event.total_cost == token_cost(1200, 340, listed.input, listed.output)
 
 
+def test_a_model_without_a_price_needs_typed_prices(ledger):
+    child = spawn("--db", ledger, "-t", "tokens", "--user", "alice", "--agent", "chat")
+    answer(child, r"Model \[gpt-4o\]: ", "in-house-7b")
+    answer(child, r"Input tokens \[0\]: ", "1000")
+    answer(child, r"Output tokens \[0\]: ", "10")
+    answer(child, r"Price per input token: ", "")  # no default: asked again
+    answer(child, r"Price per input token: ", "0.000001")
+    answer(child, r"Price per output token: ", "0.000002")
+    answer(child, CHOICE, "1")
+    finish(child)
+
+    (event,) = stored(ledger)
+    assert event.metadata == {"model": "in-house-7b"}
+    assert event.total_cost == Decimal("0.00102")
+
+
+def test_a_bad_option_is_corrected_at_the_prompt(ledger):
+    child = spawn("--db", ledger, "-t", "api", "--user", "alice", "-f", "unit_price=free")
+    answer(child, r"Agent \[default\]: ", "")
+    answer(child, r"API calls \[1\]: ", "2")
+    child.expect(r"error: unit_price: must be a decimal number, got 'free'")
+    answer(child, r"Price per call \[0.001\]: ", "")
+    child.expect(r"Cost: 0.002")
+    answer(child, CHOICE, "1")
+    finish(child)
+
+    (event,) = stored(ledger)
+    assert event.total_cost == Decimal("0.002")
+
+
 def test_an_edited_field_is_what_is_sent(ledger):
     child = spawn("--db", ledger)
     answer(child, TEMPLATE_PROMPT, "4")  # compute hours
