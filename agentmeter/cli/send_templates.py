@@ -64,9 +64,8 @@ class Template:
 
 
 def _price(label: str, default: str | None = None) -> FieldSpec:
-    return FieldSpec(
-        "unit_price", label, "money", default, required=default is None, event_field="unit_price"
-    )
+    """A price: offered at the prompt, but never charged unless given (as ``record``)."""
+    return FieldSpec("unit_price", label, "money", default, required=True, event_field="unit_price")
 
 
 def _counted(name: str, label: str) -> FieldSpec:
