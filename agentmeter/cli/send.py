@@ -34,6 +34,7 @@ from .params import MOMENT, metadata_pairs
 from .send_prompts import (
     checked,
     compose_interactively,
+    fields_for,
     in_field_terms,
     listed_price,
     preview,
@@ -86,16 +87,6 @@ def given_fields(pairs: Sequence[str], user_id: str | None, agent_id: str | None
         if option is not None:
             given[name] = option
     return given
-
-
-def check_names(template: Template, specs: Sequence[FieldSpec], given: Mapping[str, str]) -> None:
-    known = [spec.name for spec in specs]
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise click.UsageError(
-            f"template {template.key!r} has no field {unknown[0]!r}; its fields: "
-            + ", ".join(known)
-        )
 
 
 def compose_from_options(
@@ -246,24 +237,16 @@ def send(
         typed_key = api_key = click.prompt("API key", hide_input=True)
     with masking(typed_key), make_client(base_url, api_key, project_id, db) as client:
         base = starting_point(client, extra, event_id, timestamp)
-
-        def specs_of(chosen: Template) -> tuple[FieldSpec, ...]:
-            specs = (*who_fields(client), *chosen.fields)
-            check_names(chosen, specs, given)
-            return specs
-
-        def start(chosen: Template) -> dict[str, Any]:
-            return starting_event(chosen, base)
-
-        if interactive:
-            event = compose_interactively(client, template, specs_of, start, given, dry_run)
+        who = who_fields(client)
+        if template is None or interactive:
+            event = compose_interactively(client, template, who, base, given, dry_run)
             if event is None:
                 click.echo("dry run: nothing was sent" if dry_run else "cancelled: nothing sent")
                 return
         else:
-            assert template is not None
+            specs = fields_for(template, who, given)
             event = compose_from_options(
-                client, template, specs_of(template), start(template), given
+                client, template, specs, starting_event(template, base), given
             )
             if dry_run:
                 report_preview(event, fmt)

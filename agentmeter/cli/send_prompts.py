@@ -28,6 +28,7 @@ from .send_templates import (
     apply_field,
     field_value,
     placeholder,
+    starting_event,
     template_named,
 )
 
@@ -216,18 +217,32 @@ def edit_in_editor(template: Template, event: MeterEvent) -> dict[str, Any] | No
     return edited
 
 
+def fields_for(
+    template: Template, who: Sequence[FieldSpec], given: Mapping[str, str]
+) -> tuple[FieldSpec, ...]:
+    """The user, the agent and the template's fields; a given name that is none is a usage error."""
+    specs = (*who, *template.fields)
+    unknown = sorted(set(given) - {spec.name for spec in specs})
+    if unknown:
+        raise click.UsageError(
+            f"template {template.key!r} has no field {unknown[0]!r}; its fields: "
+            + ", ".join(spec.name for spec in specs)
+        )
+    return specs
+
+
 def compose_interactively(
     client: AgentMeterClient,
     template: Template | None,
-    specs_of: Callable[[Template], Sequence[FieldSpec]],
-    start: Callable[[Template], dict[str, Any]],
+    who: Sequence[FieldSpec],
+    base: Mapping[str, Any],
     given: Mapping[str, str],
     dry_run: bool,
 ) -> MeterEvent | None:
     """Template, fields, preview, then the menu until send (the event) or cancel (None)."""
     template = template or choose_template()
-    specs = specs_of(template)
-    event = fill_fields(client, template, specs, start(template), given)
+    specs = fields_for(template, who, given)
+    event = fill_fields(client, template, specs, starting_event(template, base), given)
     model = checked(event)
     preview(model)
     while not dry_run:
