@@ -192,7 +192,11 @@ def edit_one_field(
 def edit_in_editor(template: Template, event: MeterEvent) -> dict[str, Any] | None:
     """The event as edited in $EDITOR, or None (unchanged, or invalid: said why)."""
     editable = {key: value for key, value in event.to_dict().items() if key not in DERIVED}
-    text = click.edit(dump_json(editable) + "\n", extension=".json", require_save=True)
+    try:
+        text = click.edit(dump_json(editable) + "\n", extension=".json", require_save=True)
+    except click.ClickException as exc:  # no editor found, or it failed: back to the menu
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return None
     if text is None:
         click.echo("no change")
         return None

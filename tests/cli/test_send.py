@@ -258,6 +258,17 @@ def test_an_invalid_edit_in_the_editor_is_refused(ledger, tmp_path):
     assert event.total_cost == Decimal("4.99")
 
 
+def test_an_editor_that_fails_returns_to_the_menu(ledger, tmp_path):
+    child = spawn("--db", ledger, EDITOR=str(tmp_path / "no-such-editor"))
+    fill_instant(child)
+    answer(child, CHOICE, "3")
+    child.expect(r"error: .*[Ee]dit")
+    answer(child, CHOICE, "4")
+    finish(child)
+
+    assert stored(ledger) == []
+
+
 def test_cancel_sends_nothing(ledger):
     child = spawn("--db", ledger)
     fill_api_request(child)
