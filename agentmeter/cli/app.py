@@ -36,6 +36,7 @@ from .prices import prices
 from .projects import projects
 from .records import record
 from .report import report, stats
+from .send import send
 from .serve import serve
 from .stripe_sync import stripe
 from .summary import summary
@@ -128,3 +129,4 @@ cli.add_command(ledger)
 cli.add_command(stripe)
 cli.add_command(summary)
 cli.add_command(import_events)
+cli.add_command(send)
