@@ -75,12 +75,13 @@ def test_the_openapi_document_lists_every_wire_path(live_server):
                 "offset",
             ],
         ),
-        ("/api/meter/stats", ["project_id", "timeframe"]),
+        ("/api/meter/stats", ["project_id", "all_projects", "timeframe"]),  # issue 18
         ("/api/meter/usage", ["project_id", "user_id"]),
         (
             "/api/meter/report",
             [
                 "project_id",
+                "all_projects",  # issue 18: admin only
                 "granularity",
                 "group_by",
                 "start_date",
@@ -90,6 +91,10 @@ def test_the_openapi_document_lists_every_wire_path(live_server):
             ],
         ),
         ("/billing-records", ["project_id"]),
+        (  # issue 20
+            "/api/meter/summary",
+            ["project_id", "all_projects", "start_date", "end_date", "user_id"],
+        ),
     ]:
         documented = [parameter["name"] for parameter in paths[path]["get"]["parameters"]]
         assert documented == names, path
