@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
-
 from .._version import __version__
-from ..core.checks import has_lone_surrogate
 from ..core.wire import (
     BillingCreateBody,
     BillingListQuery,
@@ -31,15 +28,18 @@ from ..core.wire import (
     StatsQuery,
 )
 from ..errors import AgentMeterValidationError
-from ..models import AgentMeterModel, AnyEvent, MeterEvent, parse_event
+from ..models import AgentMeterModel, MeterEvent
 from . import Ledger
 from .admission import DEFAULT_MAX_FUTURE_SKEW, FutureLimit, KnownProjects, unknown_project
 from .errors import WireError, forbidden, idempotency_conflict, not_found
-from .rows import metadata_text
+from .event_input import (
+    MAX_BATCH_EVENTS,
+    parse_valid_batch,
+    parse_wire_event,
+    rejection,
+)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-MAX_METADATA_BYTES = 16 * 1024
-MAX_BATCH_EVENTS = 1000
 M = TypeVar("M", bound=AgentMeterModel)
 
 
@@ -86,34 +86,6 @@ def parse(model: Callable[..., M], data: Any) -> M:
         return model(**dict(data))
     except AgentMeterValidationError as exc:
         raise WireError.from_validation(exc) from None
-
-
-def parse_wire_event(data: Any) -> tuple[MeterEvent, str]:
-    """A valid event and its metadata as the JSON it is stored as (or WireError)."""
-    if not isinstance(data, Mapping):
-        raise WireError(422, "validation_error", "an event must be a JSON object")
-    if not data.get("id"):
-        # A server-made id would make a client's retry a second event.
-        raise WireError(
-            422,
-            "validation_error",
-            "id: required: every event carries the id its client made, so a resend is safe",
-            [{"field": "id", "message": "required"}],
-        )
-    try:
-        event = parse_event(data)
-    except AgentMeterValidationError as exc:
-        raise WireError.from_validation(exc) from None
-    metadata = metadata_text(event.metadata)
-    size = len(metadata)  # json.dumps escapes non-ASCII: characters are bytes
-    if size > MAX_METADATA_BYTES:
-        raise WireError(
-            422,
-            "validation_error",
-            f"metadata: {size} bytes is more than the limit of {MAX_METADATA_BYTES}",
-            [{"field": "metadata", "message": "too large"}],
-        )
-    return event, metadata
 
 
 class LedgerAPI:
@@ -180,7 +152,7 @@ class LedgerAPI:
                 "too_many_events",
                 f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}",
             )
-        valid = _parse_valid_batch(items)
+        valid = parse_valid_batch(items)
         rejected: list[dict[str, Any]] = []
         if valid is None:  # some event is invalid: find which, one by one
             valid = []
@@ -188,7 +160,7 @@ class LedgerAPI:
                 try:
                     valid.append((index, *parse_wire_event(item)))
                 except WireError as exc:
-                    rejected.append(_rejection(index, item, exc))
+                    rejected.append(rejection(index, item, exc))
         for _, event, _ in valid:
             who.check_project(event.project_id)
         return self._store_batch(self._admissible(who, items, valid, rejected), rejected)
@@ -216,7 +188,7 @@ class LedgerAPI:
             if error is None:
                 admitted.append(item)
             else:
-                rejected.append(_rejection(index, {"id": event.id}, error))
+                rejected.append(rejection(index, {"id": event.id}, error))
         return admitted
 
     def _store_batch(
@@ -229,7 +201,7 @@ class LedgerAPI:
         for (index, event, _), outcome in zip(valid, stored, strict=True):
             if outcome.conflicts:
                 error = idempotency_conflict(event.id, outcome.conflicts)
-                rejected.append(_rejection(index, {"id": event.id}, error))
+                rejected.append(rejection(index, {"id": event.id}, error))
             elif outcome.duplicate:
                 duplicates += 1
             else:
@@ -372,33 +344,3 @@ class LedgerAPI:
         if isinstance(project_id, str) and project_id:
             who.check_project(project_id)
         return scoped
-
-
-_BATCH_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[AnyEvent])
-
-
-def _parse_valid_batch(items: list[Any]) -> list[tuple[int, MeterEvent, str]] | None:
-    """A batch whose every event is valid, validated in one call (the common case,
-    a third faster); None if any is not."""
-    if not all(isinstance(item, Mapping) and item.get("id") for item in items):
-        return None
-    try:
-        events = _BATCH_ADAPTER.validate_python(items)
-    except (ValidationError, AgentMeterValidationError):
-        return None
-    parsed: list[tuple[int, MeterEvent, str]] = []
-    for index, event in enumerate(events):
-        metadata = metadata_text(event.metadata)
-        if len(metadata) > MAX_METADATA_BYTES:
-            return None
-        parsed.append((index, event, metadata))
-    return parsed
-
-
-def _rejection(index: int, item: Any, exc: WireError) -> dict[str, Any]:
-    event_id = item.get("id") if isinstance(item, Mapping) else None
-    return {
-        "index": index,
-        "id": event_id if isinstance(event_id, str) and not has_lone_surrogate(event_id) else None,
-        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
-    }

@@ -29,8 +29,9 @@ from ..core.cloudevent_map import (
     event_of,
 )
 from ..errors import AgentMeterValidationError
-from .api import MAX_BATCH_EVENTS, LedgerAPI, Principal, _rejection
+from .api import LedgerAPI, Principal
 from .errors import WireError
+from .event_input import MAX_BATCH_EVENTS, rejection
 
 __all__ = ["CLOUDEVENTS_PATH", "media_type_of", "record_cloudevents"]
 CONTENT_TYPES = (STRUCTURED_CONTENT_TYPE, BATCH_CONTENT_TYPE)
@@ -86,7 +87,7 @@ def _record_batch(api: LedgerAPI, who: Principal, body: Any, validate: Validator
         try:
             events.append(wire_event(who, envelope, validate))
         except WireError as exc:
-            rejected.append(_rejection(index, envelope, exc))
+            rejected.append(rejection(index, envelope, exc))
             continue
         positions.append(index)
     answer = api.record_batch(who, {"events": events})

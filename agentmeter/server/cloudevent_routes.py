@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..core.cloudevent_map import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE
-from ..ledger.api import MAX_BATCH_EVENTS, LedgerAPI, Principal
+from ..ledger.api import LedgerAPI, Principal
 from ..ledger.cloudevent_api import CLOUDEVENTS_PATH, media_type_of, record_cloudevents
+from ..ledger.event_input import MAX_BATCH_EVENTS
 from ..models import BatchResult, MeterEventResponse
 from .http import json_response, read_json
 from .openapi import request_body
