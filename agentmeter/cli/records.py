@@ -77,6 +77,11 @@ def _send(
         if timestamp is not None:
             fields["timestamp"] = timestamp
         event = type(event)(**fields)
+    record_and_show(client, event, fmt)
+
+
+def record_and_show(client: AgentMeterClient, event: MeterEvent, fmt: str) -> None:
+    """Record ``event`` and print the server's answer (``record`` and ``send`` alike)."""
     answer = client.record_event(event)
     if fmt == "json":
         click.echo(dump_json(answer.to_dict()))

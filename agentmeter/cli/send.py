@@ -29,8 +29,9 @@ from ..core.jsonio import format_time
 from ..errors import AgentMeterError, AgentMeterValidationError, scrub
 from ..models import MeterEvent
 from .common import connection_options, handle_errors, make_client
-from .output import dump_json, money_plain
+from .output import dump_json
 from .params import MOMENT, metadata_pairs
+from .records import record_and_show
 from .send_prompts import (
     checked,
     compose_interactively,
@@ -152,17 +153,6 @@ def starting_point(
     return base
 
 
-def report_sent(client: AgentMeterClient, event: MeterEvent, fmt: str) -> None:
-    answer = client.record_event(event)
-    if fmt == "json":
-        click.echo(dump_json(answer.to_dict()))
-        return
-    click.echo(f"event id: {answer.event_id}")
-    click.echo(f"cost: {money_plain(answer.cost)}")
-    if answer.duplicate:
-        click.echo("duplicate: this id was already recorded; nothing was charged again")
-
-
 def report_preview(event: MeterEvent, fmt: str) -> None:
     if fmt == "json":
         wire = event.to_dict()
@@ -251,4 +241,4 @@ def send(
             if dry_run:
                 report_preview(event, fmt)
                 return
-        report_sent(client, event, fmt)
+        record_and_show(client, event, fmt)
