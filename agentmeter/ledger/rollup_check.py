@@ -2,7 +2,7 @@
 
 A rollup row or a day's spend total that differs from the events' own sums
 (a bug, or a hand edit of the database) is reported; ``repair`` rebuilds
-both from the events in one transaction, as schema steps 6 and 7 do.
+both from the events in one transaction, as schema steps 6, 7 and 9 do.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ Key = tuple[Any, ...]
 @dataclass(frozen=True)
 class Difference:
     table: str
-    key: Key  # (project_id, bucket or period start, value or period)
+    key: Key  # (project_id, bucket or period start, the group's value(s) or period)
     stored: tuple[Any, ...] | None  # None: the row is missing
     expected: tuple[Any, ...] | None  # None: the row should not exist
 
@@ -70,12 +70,15 @@ class RollupCheck(LedgerBase):
 def _tables(connection: Connection) -> Iterable[tuple[str, dict[Key, Any], dict[Key, Any]]]:
     for rollup in ROLLUPS:
         table = rollup.table
+        key_names = ("project_id", "bucket", *rollup.key_names)
         stored = {
-            (row.project_id, row.bucket, row.value): tuple(getattr(row, name) for name in SUMS)
+            tuple(getattr(row, name) for name in key_names): tuple(
+                getattr(row, name) for name in SUMS
+            )
             for row in connection.execute(select(table))
         }
         expected = {
-            (row["project_id"], row["bucket"], row["value"]): tuple(
+            tuple(row[name] for name in key_names): tuple(
                 Decimal(row[name]) if name == "cost" else int(row[name]) for name in SUMS
             )
             for row in expected_rows(connection, events, rollup)

@@ -1,19 +1,28 @@
-"""The usage rollups' tables (schema version 7): exact sums per period and one dimension.
+"""The usage rollups' tables: exact sums per period and dimension (schema versions 7 and 9).
 
-One table per (grain, dimension): per hour and model, per hour and agent,
-per day and user. Each row holds a project's events, API calls, tokens and
-exact cost for one bucket and one value; reports whose grouping and range
-fit a table read it instead of scanning every event (see :mod:`.rollups`).
-Why one dimension a table: with thousands of users, agents and models a row
-per hour and *combination* is about as many rows as events; one dimension
-at a time compresses at any scale.
+Version 7: one table per (grain, dimension), per hour and model, per hour
+and agent, per day and user. Each row holds a project's events, API calls,
+tokens and exact cost for one bucket and one value. One dimension a table
+compresses at any scale: with thousands of users, agents and models, a row
+per hour and *combination* can be about as many rows as events.
 
-A value is stored as ``"v:" + value``, and a missing one (an event without
-a model) as ``""``: primary key columns cannot be NULL on PostgreSQL.
+Version 9: ``usage_hour_detail``, a row per hour and combination of user,
+agent, model and payment type: what reports grouped or filtered by two of
+them (hour by agent and user) read when no one-dimension table fits. Its
+key is a digest of the four values (``detail_key``), because four long
+identifiers could exceed what a PostgreSQL index entry holds; the values
+themselves are plain columns.
+
+A one-dimension table stores a value as ``"v:" + value``, and a missing one
+(an event without a model) as ``""``: primary key columns cannot be NULL on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +31,18 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, 
 from .dialect import DAY_MICROS, HOUR_MICROS, ExactDecimal, money_sum, period_start
 
 rollup_metadata = MetaData()
+SUMS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
+DETAIL_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
+
+
+def _sum_columns() -> list[Column[Any]]:
+    return [
+        Column("events", BigInteger, nullable=False),
+        Column("api_calls", BigInteger, nullable=False),
+        Column("tokens_in", BigInteger, nullable=False),
+        Column("tokens_out", BigInteger, nullable=False),
+        Column("cost", ExactDecimal, nullable=False),
+    ]
 
 
 def _table(name: str, width: int) -> Table:
@@ -31,27 +52,57 @@ def _table(name: str, width: int) -> Table:
         Column("project_id", String(64), primary_key=True),
         Column("bucket", BigInteger, primary_key=True),  # the period's start, micros
         Column("value", String(width + 2), primary_key=True),
-        Column("events", BigInteger, nullable=False),
-        Column("api_calls", BigInteger, nullable=False),
-        Column("tokens_in", BigInteger, nullable=False),
-        Column("tokens_out", BigInteger, nullable=False),
-        Column("cost", ExactDecimal, nullable=False),
+        *_sum_columns(),
     )
+
+
+detail_table = Table(
+    "usage_hour_detail",
+    rollup_metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("group_key", String(32), primary_key=True),  # detail_key of the four values
+    Column("user_id", String(256), nullable=False),
+    Column("agent_id", String(256), nullable=False),
+    Column("model", String(200)),
+    Column("payment_type", String(32), nullable=False),
+    *_sum_columns(),
+)
 
 
 @dataclass(frozen=True)
 class Rollup:
     table: Table
     grain: int  # micros: an hour or a day
-    column: str  # the events column it keeps apart
+    columns: tuple[str, ...]  # the events columns it keeps apart
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """The table's columns after project and bucket that name a row's group."""
+        return ("value",) if len(self.columns) == 1 else ("group_key", *self.columns)
+
+    def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """``key_names``' values for an event (a stored events row)."""
+        if len(self.columns) == 1:
+            return (encode(row[self.columns[0]]),)
+        values = tuple(row[name] for name in self.columns)
+        return (detail_key(values), *values)
 
 
+# The order is the planner's preference: the smallest table that answers first.
 ROLLUPS = (
-    Rollup(_table("usage_hour_model", 200), HOUR_MICROS, "model"),
-    Rollup(_table("usage_hour_agent", 256), HOUR_MICROS, "agent_id"),
-    Rollup(_table("usage_day_user", 256), DAY_MICROS, "user_id"),
+    Rollup(_table("usage_hour_model", 200), HOUR_MICROS, ("model",)),
+    Rollup(_table("usage_hour_agent", 256), HOUR_MICROS, ("agent_id",)),
+    Rollup(_table("usage_day_user", 256), DAY_MICROS, ("user_id",)),
+    Rollup(detail_table, HOUR_MICROS, DETAIL_COLUMNS),
 )
-SUMS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
+DETAIL = ROLLUPS[-1]
+
+
+def detail_key(values: tuple[Any, ...]) -> str:
+    """A fixed-width key for a combination of values (128 bits of BLAKE2b)."""
+    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def encode(value: str | None) -> str:
@@ -68,9 +119,12 @@ def decoded(column: Any) -> Any:
     return case((column == "", None), else_=func.substr(column, 3))
 
 
-def rebuild_rollups(connection: Connection, events: Table) -> None:
-    """Every rollup row from the stored ``events`` (schema step 7, ``ledger check --repair``)."""
-    for rollup in ROLLUPS:
+def rebuild_rollups(
+    connection: Connection, events: Table, rollups: tuple[Rollup, ...] = ROLLUPS
+) -> None:
+    """Every row of ``rollups`` from the stored ``events`` (schema steps 7 and 9,
+    ``ledger check --repair``)."""
+    for rollup in rollups:
         connection.execute(rollup.table.delete())
         rows = expected_rows(connection, events, rollup)
         for start in range(0, len(rows), 5000):
@@ -81,15 +135,22 @@ def expected_rows(connection: Connection, events: Table, rollup: Rollup) -> list
     """The rows ``rollup`` should hold, summed from the stored ``events``."""
     dialect = connection.dialect.name
     bucket = period_start(events.c.ts, rollup.grain).label("bucket")
-    value = encoded(events.c[rollup.column]).label("value")
+    if len(rollup.columns) == 1:
+        groups = [encoded(events.c[rollup.columns[0]]).label("value")]
+    else:
+        groups = [events.c[name] for name in rollup.columns]
     query = select(
         events.c.project_id,
         bucket,
-        value,
+        *groups,
         func.count().label("events"),
         func.coalesce(func.sum(events.c.api_calls), 0).label("api_calls"),
         func.coalesce(func.sum(events.c.tokens_in), 0).label("tokens_in"),
         func.coalesce(func.sum(events.c.tokens_out), 0).label("tokens_out"),
         money_sum(dialect, events.c.total_cost).label("cost"),
-    ).group_by(events.c.project_id, bucket, value)
-    return [dict(row._mapping) for row in connection.execute(query)]
+    ).group_by(events.c.project_id, bucket, *groups)
+    rows = [dict(row._mapping) for row in connection.execute(query)]
+    if len(rollup.columns) > 1:
+        for row in rows:
+            row["group_key"] = detail_key(tuple(row[name] for name in rollup.columns))
+    return rows

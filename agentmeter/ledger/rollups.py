@@ -7,8 +7,9 @@ behind its events, and duplicates add nothing, as they are not new).
 Reading: :func:`facts` is what a report aggregates: the events of a project
 in a time range, as rows of ``ts``, the grouping columns, ``n`` (events),
 ``api_calls``, ``tokens_in``, ``tokens_out`` and ``cost``. When the report's
-grouping and filters touch only one table's dimension and its periods are
-whole buckets of that table, the range's whole buckets come from the
+grouping and filters touch only the dimensions one table keeps (the first
+in ``ROLLUPS`` that does: the smallest) and its periods are whole buckets of
+that table, the range's whole buckets come from the
 rollup and only the partial buckets at its two ends from the events; the
 sums are the same to the last digit (tests/unit/test_rollups.py).
 """
@@ -25,7 +26,7 @@ from sqlalchemy import Connection, Select, literal, null, select, union_all
 from ..pricing import MONEY_CONTEXT, money_text
 from . import driver_sql
 from .dialect import DAY_MICROS, HOUR_MICROS, insert_for, money_add
-from .rollup_schema import ROLLUPS, SUMS, Rollup, decoded, encode
+from .rollup_schema import ROLLUPS, SUMS, Rollup, decoded
 from .schema import events
 
 FACT_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
@@ -36,13 +37,9 @@ def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str
     """Add new events (their stored rows) to every rollup."""
     rows = list(rows)
     for rollup in ROLLUPS:
-        sums: dict[tuple[str, int, str], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
+        sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
         for row in rows:
-            key = (
-                row["project_id"],
-                row["ts"] - row["ts"] % rollup.grain,
-                encode(row[rollup.column]),
-            )
+            key = (row["project_id"], row["ts"] - row["ts"] % rollup.grain, *rollup.key_of(row))
             total = sums[key]
             total[0] += 1
             total[1] += row["api_calls"]
@@ -50,7 +47,12 @@ def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str
             total[3] += row["tokens_out"]
             total[4] = MONEY_CONTEXT.add(total[4], row["total_cost"])
         if sums:
-            _upsert(connection, dialect, rollup, sorted(sums.items()))
+            _upsert(connection, dialect, rollup, sorted(sums.items(), key=_sort_key))
+
+
+def _sort_key(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
+    project_id, bucket, first, *_ = item[0]  # project, bucket and value or digest: unique
+    return (project_id, bucket, first)
 
 
 def _upsert(
@@ -64,29 +66,32 @@ def _upsert(
             [(*key, *total[:4], money_text(total[4])) for key, total in sums],
         )
         return
+    names = ("project_id", "bucket", *rollup.key_names, *SUMS)
     statement = insert_for(dialect, table).values(
-        [dict(zip(("project_id", "bucket", "value", *SUMS), (*key, *total), strict=True))
-         for key, total in sums]
-    )  # fmt: skip
+        [dict(zip(names, (*key, *total), strict=True)) for key, total in sums]
+    )
     added = {name: table.c[name] + statement.excluded[name] for name in SUMS[:4]}
     added["cost"] = money_add(dialect, table.c.cost, statement.excluded.cost)
     connection.execute(
         statement.on_conflict_do_update(
-            index_elements=["project_id", "bucket", "value"], set_=added
+            index_elements=["project_id", "bucket", rollup.key_names[0]], set_=added
         )
     )
 
 
-_SQLITE_UPSERT = (
-    "INSERT INTO {table} (project_id, bucket, value, events, api_calls, tokens_in, tokens_out, "
-    "cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, bucket, value) DO UPDATE SET "
-    "events = events + excluded.events, api_calls = api_calls + excluded.api_calls, "
-    "tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out, "
-    "cost = decimal_add(cost, excluded.cost)"
-)
-_SQLITE_UPSERTS = {
-    rollup.table.name: _SQLITE_UPSERT.format(table=rollup.table.name) for rollup in ROLLUPS
-}
+def _sqlite_upsert(rollup: Rollup) -> str:
+    """The upsert's SQL text: built from the schema's own names, never from input."""
+    names = ("project_id", "bucket", *rollup.key_names, *SUMS)
+    increments = ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS[:4])
+    return (
+        f"INSERT INTO {rollup.table.name} ({', '.join(names)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' * len(names))}) "
+        f"ON CONFLICT (project_id, bucket, {rollup.key_names[0]}) DO UPDATE SET "
+        f"{increments}, cost = decimal_add(cost, excluded.cost)"
+    )
+
+
+_SQLITE_UPSERTS = {rollup.table.name: _sqlite_upsert(rollup) for rollup in ROLLUPS}
 
 
 def choose(
@@ -97,7 +102,7 @@ def choose(
     touched = set(keys) | {name for name, value in filters.items() if value is not None}
     for rollup in ROLLUPS:
         fits_grain = granularity is None or rollup.grain <= _GRAIN_OF[granularity]
-        if touched <= {rollup.column} and fits_grain:
+        if touched <= set(rollup.columns) and fits_grain:
             return rollup
     return None
 
@@ -152,8 +157,8 @@ def _rolled(
     filters: Mapping[str, Any],
 ) -> Select[Any]:  # fmt: skip
     table = rollup.table
-    value = decoded(table.c.value)
-    columns = [(value if name == rollup.column else null()).label(name) for name in FACT_COLUMNS]
+    mapped = _kept_columns(rollup)
+    columns = [mapped.get(name, null()).label(name) for name in FACT_COLUMNS]
     statement = select(
         table.c.bucket.label("ts"),
         table.c.project_id,
@@ -166,8 +171,14 @@ def _rolled(
     )
     if project_id is not None:
         statement = statement.where(table.c.project_id == project_id)
-    mapped = {rollup.column: value}
     return _bounded(statement, table.c.bucket, start, end, filters, mapped)
+
+
+def _kept_columns(rollup: Rollup) -> dict[str, Any]:
+    """Each events column ``rollup`` keeps, as an expression on its table."""
+    if len(rollup.columns) == 1:
+        return {rollup.columns[0]: decoded(rollup.table.c.value)}
+    return {name: rollup.table.c[name] for name in rollup.columns}
 
 
 def _bounded(

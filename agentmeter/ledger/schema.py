@@ -41,10 +41,10 @@ from sqlalchemy.schema import CreateColumn
 
 from .alert_schema import alert_metadata, rebuild_spend_totals
 from .dialect import ExactDecimal
-from .rollup_schema import rebuild_rollups, rollup_metadata
+from .rollup_schema import DETAIL, ROLLUPS, rebuild_rollups, rollup_metadata
 from .stripe_schema import stripe_metadata
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 metadata = MetaData()
 
 schema_version = Table(
@@ -283,13 +283,20 @@ def _add_alerts(connection: Connection) -> None:
 def _add_rollups(connection: Connection) -> None:
     """Version 7: usage rollups per hour and model, hour and agent, day and
     user, built from the events already stored (new tables only)."""
-    rollup_metadata.create_all(connection)
-    rebuild_rollups(connection, events)
+    rollup_metadata.create_all(connection, tables=[rollup.table for rollup in ROLLUPS[:3]])
+    rebuild_rollups(connection, events, ROLLUPS[:3])
 
 
 def _add_stripe_sync(connection: Connection) -> None:
     """Version 8: the Stripe customer map and sync log (new tables only)."""
     stripe_metadata.create_all(connection)
+
+
+def _add_detail_rollup(connection: Connection) -> None:
+    """Version 9: the hourly rollup per user, agent, model and payment type,
+    built from the events already stored (a new table only)."""
+    DETAIL.table.create(connection)
+    rebuild_rollups(connection, events, (DETAIL,))
 
 
 def is_unpriced(metadata_text: str) -> bool:
@@ -311,6 +318,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _add_alerts),
     (7, _add_rollups),
     (8, _add_stripe_sync),
+    (9, _add_detail_rollup),
 ]
 
 

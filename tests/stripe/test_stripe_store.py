@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import inspect, select, update
 
 from agentmeter.ledger import SCHEMA_VERSION, Ledger, SyncLogEntry
+from agentmeter.ledger.rollup_schema import DETAIL
 from agentmeter.ledger.schema import schema_version
 from agentmeter.ledger.stripe_schema import stripe_metadata
 from agentmeter.models import InstantPayEvent
@@ -86,6 +87,7 @@ def test_a_version_7_ledger_gains_the_stripe_tables(tmp_path: Path) -> None:
     ledger.record_events([InstantPayEvent(project_id="p", agent_id="a", user_id="u", amount="2")])
     with ledger.writing() as connection:
         stripe_metadata.drop_all(connection)
+        DETAIL.table.drop(connection)  # version 9's table
         connection.execute(update(schema_version).values(version=7))
     ledger.close()
 
@@ -94,7 +96,7 @@ def test_a_version_7_ledger_gains_the_stripe_tables(tmp_path: Path) -> None:
         with again.reading() as connection:
             version = connection.execute(select(schema_version.c.version)).scalar_one()
             tables = set(inspect(connection).get_table_names())
-        assert version == SCHEMA_VERSION == 8
+        assert version == SCHEMA_VERSION == 9
         assert {"stripe_customers", "stripe_sync_log"} <= tables
         assert again.stats("p", "all").total_events == 1
         again.map_stripe_customer("p", "u", "cus_U")

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select, update
 
 from agentmeter.core.wire import ReportQuery, SummaryQuery
 from agentmeter.ledger import Ledger
-from agentmeter.ledger.rollup_schema import ROLLUPS, rollup_metadata
+from agentmeter.ledger.rollup_schema import DETAIL, ROLLUPS, rollup_metadata
+from agentmeter.ledger.rollups import choose
 from agentmeter.ledger.schema import events as events_table
-from agentmeter.models import APIRequestPayEvent, InstantPayEvent, MeterEvent
+from agentmeter.ledger.schema import schema_version
+from agentmeter.models import APIRequestPayEvent, InstantPayEvent, MeterEvent, TokenBasedPayEvent
 
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -62,6 +66,15 @@ def reports(ledger: Ledger, start: datetime | None, end: datetime | None) -> lis
                 answers.append(ledger.report(query))
                 if granularity == "day" and group_by:
                     answers.append(ledger.breakdown(query, limit=100))
+    # Two or more dimensions at once: the detail rollup (schema 9).
+    for granularity in ("hour", "day"):
+        for group_by in (["payment_type"], ["agent", "user"], ["user", "model", "payment_type"]):
+            for filters in ({}, {"user_id": "bob", "agent_id": "a1"}):
+                query = ReportQuery(
+                    project_id="p", granularity=granularity, group_by=group_by,
+                    start_date=start, end_date=end, **filters,
+                )  # fmt: skip
+                answers.append(ledger.report(query))
     answers.append(ledger.stats("p", "all"))
     for granularity in ("hour", "day", "month"):  # every project (issue 18)
         for group_by in ([], ["user"], ["model"]):
@@ -115,3 +128,55 @@ def test_the_rollups_hold_each_new_event_once(ledger: Ledger) -> None:
         for rollup in ROLLUPS:
             (row,) = connection.execute(rollup.table.select()).all()
             assert (row.events, row.cost) == (1, Decimal("1.5"))
+
+
+def test_the_planner_picks_the_smallest_table_that_answers() -> None:
+    names = {
+        (("agent_id", "user_id"), "hour"): "usage_hour_detail",
+        (("user_id",), "hour"): "usage_hour_detail",  # the user table is per day
+        (("user_id",), "day"): "usage_day_user",
+        (("payment_type",), "month"): "usage_hour_detail",
+        ((), "month"): "usage_hour_model",
+    }
+    for (keys, granularity), name in names.items():
+        rollup = choose(list(keys), {}, granularity)
+        assert rollup is not None
+        assert rollup.table.name == name
+    assert choose(["model"], {"user_id": "u"}, "day") is DETAIL
+    assert choose(["model"], {"user_id": None}, "day") is ROLLUPS[0]
+
+
+def test_the_longest_identifiers_fit_the_detail_rollup(ledger: Ledger) -> None:
+    # Four long values of 4-byte characters would not fit one PostgreSQL index
+    # entry as a key; the detail table's key is their digest.
+    event = TokenBasedPayEvent(
+        project_id="p", user_id="\U0001f600" * 256, agent_id="\U0001f680" * 256,
+        tokens_in=10, tokens_out=5, input_token_price="0.1", output_token_price="0.2",
+        metadata={"model": "\U0001f916" * 200},
+    )  # fmt: skip
+    ledger.record_events([event])
+    query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user", "model"])
+    (row,) = ledger.report(query)
+    assert (row.user_id, row.model, row.cost) == (event.user_id, "\U0001f916" * 200, 2)
+
+
+def test_a_version_8_ledger_gains_the_detail_rollup_from_its_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v8.db'}"
+    ledger = Ledger.open(url)
+    ledger.record_events([make((n, "alice", "a1", "gpt-4o", n * 600, Decimal("0.1"), True))
+                          for n in range(12)])  # fmt: skip
+    query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user"])
+    expected = ledger.report(query)
+    with ledger.writing() as connection:
+        DETAIL.table.drop(connection)
+        connection.execute(update(schema_version).values(version=8))
+    ledger.close()
+
+    again = Ledger.open(url)
+    try:
+        assert again.report(query) == expected
+        assert again.check_rollups().differences == []
+        with again.reading() as connection:
+            assert connection.execute(select(func.sum(DETAIL.table.c.events))).scalar_one() == 12
+    finally:
+        again.close()
