@@ -73,8 +73,24 @@ def output_option() -> Callable[[F], F]:
         "output",
         metavar="FILE",
         type=click.Path(dir_okay=False, writable=False, path_type=Path),
+        callback=_writable_folder,
         help="Write to FILE instead of stdout (replaced only when complete).",
     )
+
+
+def _writable_folder(
+    ctx: click.Context, param: click.Parameter, output: Path | None
+) -> Path | None:
+    """Refuse an output whose folder cannot take it before any work is done
+    (``destination`` still reports a failure found only when writing)."""
+    if output is None:
+        return None
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"cannot write {output}: no such folder", ctx, param)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write {output}: permission denied", ctx, param)
+    return output
 
 
 # ------------------------------------------------------------- numbers

@@ -182,6 +182,14 @@ def test_an_unwritable_output_is_a_usage_error(am, seeded, error_line, tmp_path)
     assert "cannot write" in error_line(done)
 
 
+def test_an_unwritable_output_is_refused_before_the_server_is_asked(am, error_line, tmp_path):
+    # Nothing listens on port 9: asking first would end in a connection error.
+    flags = ["--base-url", "http://127.0.0.1:9", "--api-key", "k", "--project-id", "p"]
+    done = am("report", *flags, "-o", tmp_path / "missing-dir" / "out.csv")
+    assert done.exit_code == 2
+    assert "cannot write" in error_line(done)
+
+
 @pytest.mark.parametrize(
     "command",
     [["report"], ["stats"], ["events"], ["billing", "list"], ["meter", "get", "--user", "u"]],
