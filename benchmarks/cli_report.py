@@ -1,21 +1,24 @@
-"""How long ``agentmeter report`` takes over 1,000,000 events in a SQLite ledger.
+"""How long ``agentmeter report`` and ``stats`` take over millions of events.
 
-Seeds ``--events`` events (default 1,000,000) straight into the ``events``
-table of a fresh ledger file (sqlite3 ``executemany``, one transaction):
-three months (January to March 2025), two agents, five users, all three
-payment types, costs with up to 8 decimal places, exactly as the ledger
-stores them (decimal text). The exact Decimal total of every cost is kept
-while seeding.
+Seeds ``--events`` events (default 10,000,000) straight into the ``events``
+table of a fresh ledger (``benchmarks/report_seed.py``: SQLite by default,
+PostgreSQL with ``--db postgresql+psycopg://...`` naming an empty database),
+then builds the usage rollups from them as ``agentmeter ledger check
+--repair`` does (seeded rows skip the write path that keeps them).
 
-Then it runs ``agentmeter report`` as a user does (a subprocess, wall time
-from start to exit, Python start-up included) in several shapes, and the
-ledger's report query alone (in process, ``client.get_report``). Each is run
-``--repeat`` times (default 3); the median is reported. The CSV exports must
-add up to the seeded events and their exact total cost, or the script exits 1.
+Then it runs ``agentmeter report`` and ``agentmeter stats`` as a user does (a
+subprocess, wall time from start to exit, Python start-up included) in
+several shapes, beside ``python -c pass`` measured in the same run. Each is
+run ``--repeat`` times (default 3); the median is reported. Checks, or the
+script exits 1: the CSV exports add up to the seeded events and their exact
+total cost; and each measured report, in process, equals the same report
+summed from the events alone (``use_rollups = False``), row for row.
 
-    python benchmarks/cli_report.py                  # the figures in docs/benchmarks.md
-    python benchmarks/cli_report.py --events 100000  # quicker
-    python benchmarks/cli_report.py --db /tmp/l.db --keep   # keep the ledger to look at
+    python benchmarks/cli_report.py                     # the figures in docs/benchmarks.md
+    python benchmarks/cli_report.py --events 1000000    # quicker
+    python benchmarks/cli_report.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench \\
+        --events 1000000
+    python benchmarks/cli_report.py --path /tmp/l.db --keep   # keep the SQLite ledger
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import csv
 import json
 import os
 import platform
-import random
 import sqlite3
 import statistics
 import subprocess
@@ -33,133 +35,30 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from agentmeter import AgentMeterClient
+from report_seed import PROJECT, build_rollups, seed_postgres, seed_sqlite
+
+from agentmeter.core.wire import ReportQuery
 from agentmeter.ledger import Ledger
-from agentmeter.pricing import MONEY_CONTEXT, api_request_cost, money_text, token_cost
 
-PROJECT = "proj_bench"
-TARGET_SECONDS = 5.0
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
-END = datetime(2025, 4, 1, tzinfo=timezone.utc)
-AGENTS = ("support-bot", "research-agent")
-USERS = ("user-01", "user-02", "user-03", "user-04", "user-05")
-UNIT_PRICES = tuple(Decimal(p) for p in ("0.001", "0.0025", "0.1"))
-TOKEN_PRICES = {
-    "gpt-4o": (Decimal("0.0000025"), Decimal("0.00001")),
-    "claude-sonnet": (Decimal("0.000003"), Decimal("0.000015")),
-}
-AMOUNTS = tuple(Decimal(a) for a in ("0.01", "0.05", "1.10", "0.33333333"))
-COLUMNS = (
-    "id, project_id, agent_id, user_id, payment_type, event_type, ts, recorded_at, "
-    "api_calls, tokens_in, tokens_out, unit_price, input_token_price, output_token_price, "
-    "amount, description, total_cost, model, metadata"
-)
-INSERT = f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 19)})"
-
-
-def micros(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000
-
-
-def seed(path: Path, count: int) -> Decimal:
-    """Write ``count`` events; return their exact total cost."""
-    Ledger.open(f"sqlite:///{path}").close()  # the schema, as the ledger makes it
-    rng = random.Random(20250101)
-    start, span = micros(START), micros(END) - micros(START)
-    total = Decimal(0)
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA synchronous=OFF")
-    connection.execute("BEGIN")
-    rows: list[tuple[object, ...]] = []
-    models = list(TOKEN_PRICES)
-    for index in range(count):
-        ts = start + index * span // count
-        agent, user = AGENTS[index % 2], USERS[rng.randrange(5)]
-        kind = rng.random()
-        common = (f"ev-{index:08d}", PROJECT, agent, user)
-        if kind < 0.5:
-            model = models[index % 2]
-            tokens_in, tokens_out = rng.randrange(50, 4000), rng.randrange(10, 1500)
-            price_in, price_out = TOKEN_PRICES[model]
-            cost = token_cost(tokens_in, tokens_out, price_in, price_out)
-            rows.append(
-                (
-                    *common,
-                    "token_based_pay",
-                    "token_usage",
-                    ts,
-                    ts,
-                    0,
-                    tokens_in,
-                    tokens_out,
-                    None,
-                    money_text(price_in),
-                    money_text(price_out),
-                    None,
-                    None,
-                    money_text(cost),
-                    model,
-                    json.dumps({"model": model}),
-                )
-            )
-        elif kind < 0.85:
-            calls, price = rng.randrange(1, 6), UNIT_PRICES[rng.randrange(3)]
-            cost = api_request_cost(calls, price)
-            rows.append(
-                (
-                    *common,
-                    "api_request_pay",
-                    "api_call",
-                    ts,
-                    ts,
-                    calls,
-                    0,
-                    0,
-                    money_text(price),
-                    None,
-                    None,
-                    None,
-                    None,
-                    money_text(cost),
-                    None,
-                    "{}",
-                )
-            )
-        else:
-            cost = AMOUNTS[rng.randrange(4)]
-            rows.append(
-                (
-                    *common,
-                    "instant_pay",
-                    "instant_payment",
-                    ts,
-                    ts,
-                    0,
-                    0,
-                    0,
-                    None,
-                    None,
-                    None,
-                    money_text(cost),
-                    "top-up",
-                    money_text(cost),
-                    None,
-                    "{}",
-                )
-            )
-        total = MONEY_CONTEXT.add(total, cost)
-        if len(rows) == 50_000:
-            connection.executemany(INSERT, rows)
-            rows.clear()
-    connection.executemany(INSERT, rows)
-    connection.execute("COMMIT")
-    connection.execute("ANALYZE")
-    connection.close()
-    return total
+TARGET_SECONDS = 0.5
+# (what is measured, its arguments, its output file or None, the same report in process)
+SHAPES: list[tuple[str, str, str | None, dict[str, object] | None]] = [
+    ("report: month, csv", "report --granularity month --format csv", "m.csv",
+     {"granularity": "month"}),
+    ("report: day by user, csv", "report --group-by user --format csv", "du.csv",
+     {"granularity": "day", "group_by": ["user"]}),
+    ("report: hour by agent and user, csv",
+     "report --granularity hour --group-by agent --group-by user --format csv", "hau.csv",
+     {"granularity": "hour", "group_by": ["agent", "user"]}),
+    ("stats --timeframe all", "stats --timeframe all --format json", "s.json", None),
+    ("report: day by user, table", "report --group-by user", "du.txt", None),
+    ("report: month by agent, table (+ the user summary)",
+     "report --granularity month --group-by agent", "ma.txt", None),
+    ("report: day, json", "report --format json", "d.json", None),
+]  # fmt: skip
 
 
 @dataclass
@@ -172,19 +71,15 @@ class Timing:
         return statistics.median(self.runs)
 
 
-def run_cli(args: list[str]) -> float:
+def run(args: list[str]) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMETER_")}
     began = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "agentmeter.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+        [sys.executable, *args], capture_output=True, text=True, env=env, check=False
     )
     elapsed = time.perf_counter() - began
     if done.returncode != 0:
-        raise SystemExit(f"agentmeter {' '.join(args)} failed: {done.stderr.strip()}")
+        raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()}")
     return elapsed
 
 
@@ -195,6 +90,38 @@ def check_csv(path: Path, count: int, total: Decimal) -> None:
     cost = sum((Decimal(row["cost"]) for row in rows), Decimal(0))
     if events != count or cost != total:
         raise SystemExit(f"{path.name}: {events} events, cost {cost}; expected {count}, {total}")
+
+
+def check_against_events(url: str) -> list[Timing]:
+    """Each report and the stats from the rollups == from the events; time both."""
+    timings = []
+    ledger = Ledger.open(url)
+    try:
+        for name, _, _, shape in SHAPES:
+            if shape is None:
+                continue
+            query = ReportQuery(project_id=PROJECT, **shape)  # type: ignore[arg-type]
+            timings += _compare(name, ledger, lambda query=query: ledger.report(query))
+        timings += _compare("stats all", ledger, lambda: ledger.stats(PROJECT, "all"))
+    finally:
+        ledger.close()
+    return timings
+
+
+def _compare(name: str, ledger: Ledger, answer: object) -> list[Timing]:
+    results, times = [], []
+    for use_rollups in (True, False):
+        ledger.use_rollups = use_rollups
+        began = time.perf_counter()
+        results.append(answer())  # type: ignore[operator]
+        times.append(time.perf_counter() - began)
+    ledger.use_rollups = True
+    if results[0] != results[1]:
+        raise SystemExit(f"{name}: the rollups' answer differs from the events'")
+    return [
+        Timing(f"in process, {name}: from the rollups", [times[0]]),
+        Timing(f"in process, {name}: from the events alone", [times[1]]),
+    ]
 
 
 def machine() -> dict[str, str]:
@@ -216,82 +143,73 @@ def machine() -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--db", type=Path, help="Ledger file (default: a temporary one).")
-    parser.add_argument("--keep", action="store_true", help="Keep the ledger file.")
+    parser.add_argument("--db", help="A PostgreSQL URL (an empty database); default: SQLite.")
+    parser.add_argument("--path", type=Path, help="The SQLite file (default: a temporary one).")
+    parser.add_argument("--keep", action="store_true", help="Keep the SQLite ledger file.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="Measure the kept ledger at --path (no seeding)."
+    )
     parser.add_argument("--json", action="store_true", help="One JSON object, not a table.")
     options = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="agentmeter-bench-"))
-    path = options.db or folder / "ledger.db"
-    url = f"sqlite:///{path}"
+    path = options.path or folder / "ledger.db"
+    url = options.db or f"sqlite:///{path}"
     began = time.perf_counter()
-    if path.exists():
+    seeded = rolled = 0.0
+    sidecar = Path(f"{path}.total")  # the kept ledger's exact total
+    if options.reuse:
+        total = Decimal(sidecar.read_text())
+    elif options.db:
+        total = seed_postgres(url, options.events)
+    elif path.exists():
         raise SystemExit(f"{path} exists; remove it first (the benchmark seeds a fresh ledger)")
-    total = seed(path, options.events)
-    seeded = time.perf_counter() - began
+    else:
+        total = seed_sqlite(path, options.events)
+    if not options.reuse:
+        seeded = time.perf_counter() - began
+        began = time.perf_counter()
+        build_rollups(url)
+        rolled = time.perf_counter() - began
+    if options.keep and not options.db:
+        sidecar.write_text(str(total))
 
-    base = ["report", "--db", url, "--project-id", PROJECT]
-    # (what is measured, its flags, its output file)
-    shapes = [
-        ("month, csv", "--granularity month --format csv", "m.csv"),
-        ("day by user, csv", "--group-by user --format csv", "du.csv"),
-        (
-            "hour by agent and user, csv",
-            "--granularity hour --group-by agent --group-by user --format csv",
-            "hau.csv",
-        ),
-        ("day by user, table", "--group-by user", "du.txt"),
-        (
-            "month by agent, table (+ a 2nd query for the user summary)",
-            "--granularity month --group-by agent",
-            "ma.txt",
-        ),
-        ("day, json", "--format json", "d.json"),
-    ]
-    timings = []
-    for name, flags, target in shapes:
-        args = [*base, *flags.split(), "-o", str(folder / target)]
-        timings.append(
-            Timing(f"agentmeter report: {name}", [run_cli(args) for _ in range(options.repeat)])
-        )
+    timings = [Timing("python -c pass (baseline)", [run(["-c", "pass"]) for _ in range(5)])]
+    base = ["--db", url, "--project-id", PROJECT]
+    for name, flags, target, _ in SHAPES:
+        command, *rest = flags.split()
+        args = ["-m", "agentmeter.cli", command, *base, *rest, "-o", str(folder / str(target))]
+        timings.append(Timing(f"agentmeter {name}", [run(args) for _ in range(options.repeat)]))
     for name in ("m.csv", "du.csv", "hau.csv"):
         check_csv(folder / name, options.events, total)
+    checks = check_against_events(url)
 
-    with AgentMeterClient(base_url=url, project_id=PROJECT) as client:
-        for granularity, groups in (("month", []), ("day", ["user"])):
-            runs = []
-            for _ in range(options.repeat):
-                began = time.perf_counter()
-                client.get_report(granularity=granularity, group_by=groups)
-                runs.append(time.perf_counter() - began)
-            label = f"ledger query alone: {granularity}" + (f" by {groups[0]}" if groups else "")
-            timings.append(Timing(label + " (in process)", runs))
-
+    commands = timings[1:]
     result = {
         "events": options.events,
+        "database": "postgresql" if options.db else "sqlite",
         "seed_seconds": round(seeded, 1),
+        "rollups_seconds": round(rolled, 1),
         "total_cost": str(total),
         "machine": machine(),
-        "timings": {t.name: round(t.median, 2) for t in timings},
+        "timings": {t.name: round(t.median, 3) for t in [*timings, *checks]},
         "target_seconds": TARGET_SECONDS,
-        "all_under_target": all(t.median < TARGET_SECONDS for t in timings),
+        "all_under_target": all(t.median < TARGET_SECONDS for t in commands),
     }
     if options.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{options.events:,} events seeded in {seeded:.1f} s; exact total cost {total}")
+        print(f"{options.events:,} events seeded in {seeded:.1f} s ({result['database']}); "
+              f"rollups built in {rolled:.1f} s; exact total cost {total}")  # fmt: skip
         print(f"median of {options.repeat} runs, wall time (subprocess: Python start-up included)")
-        for timing in timings:
-            print(f"  {timing.median:6.2f} s  {timing.name}")
+        for timing in [*timings, *checks]:
+            print(f"  {timing.median:7.3f} s  {timing.name}")
     if not options.keep:
         for leftover in folder.iterdir():
             leftover.unlink()
         folder.rmdir()
-        if options.db is not None:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
     return 0 if result["all_under_target"] else 1
 
 

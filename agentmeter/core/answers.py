@@ -8,20 +8,29 @@ users write); they live here to keep that module about events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, SecretStr, computed_field, field_serializer, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    computed_field,
+    field_serializer,
+    model_validator,
+)
 from typing_extensions import Self
 
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from . import jsonio as _json
 from .base_model import AgentMeterModel, utc_now
-from .fields import Money, MoneyTotal, UtcDatetime
+from .fields import Money, MoneyTotal, UtcDatetime, validation_error_from
 
 
 class BillingStatus(str, Enum):
@@ -272,6 +281,20 @@ class ReportRow(AgentMeterModel):
         groups = answer.pop("metadata")
         answer.update({f"metadata.{key}": value for key, value in groups.items()})
         return answer
+
+
+@functools.cache
+def _report_rows_adapter() -> TypeAdapter[list[ReportRow]]:
+    return TypeAdapter(list[ReportRow])  # built on first use: not at import
+
+
+def report_rows_from(rows: Sequence[Mapping[str, Any]]) -> list[ReportRow]:
+    """Report rows in their wire form as models, checked in one call (a
+    report can hold tens of thousands of rows)."""
+    try:
+        return _report_rows_adapter().validate_python(rows)
+    except ValidationError as exc:
+        raise validation_error_from(exc) from None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..core.answers import report_rows_from
 from ..core.summary_answers import UsageSummary
 from ..core.wire import EventQuery, ReportQuery, StatsQuery, SummaryQuery
 from ..models import EventType, MeterEvent, MeterStats, PaymentType, ReportRow, parse_event
@@ -103,7 +104,7 @@ class QueryEndpoints:
         )
         answer = yield Call("GET", "/api/meter/report", params=query.to_params())
         rows = answer.get("rows", []) if isinstance(answer, Mapping) else answer
-        return [ReportRow.from_dict(row) for row in rows]
+        return report_rows_from(rows)
 
     @endpoint
     def get_usage_summary(
