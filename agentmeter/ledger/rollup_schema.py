@@ -21,8 +21,6 @@ PostgreSQL.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +65,7 @@ detail_table = Table(
     Column("model", String(200)),
     Column("payment_type", String(32), nullable=False),
     *_sum_columns(),
+    sqlite_with_rowid=False,  # one B-tree to update per write, not a table and its key
 )
 
 
@@ -81,11 +80,10 @@ class Rollup:
         """The table's columns after project and bucket that name a row's group."""
         return ("value",) if len(self.columns) == 1 else ("group_key", *self.columns)
 
-    def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        """``key_names``' values for an event (a stored events row)."""
+    def stored_key(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``key_names``' values for a group's values of ``columns``."""
         if len(self.columns) == 1:
-            return (encode(row[self.columns[0]]),)
-        values = tuple(row[name] for name in self.columns)
+            return (encode(values[0]),)
         return (detail_key(values), *values)
 
 
@@ -99,9 +97,10 @@ ROLLUPS = (
 DETAIL = ROLLUPS[-1]
 
 
-def detail_key(values: tuple[Any, ...]) -> str:
-    """A fixed-width key for a combination of values (128 bits of BLAKE2b)."""
-    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+def detail_key(values: tuple[str | None, ...]) -> str:
+    """A fixed-width key for a combination of values (128 bits of BLAKE2b over
+    each value's length and text, so no two combinations share a text)."""
+    text = "|".join("-" if value is None else f"{len(value)}:{value}" for value in values)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

@@ -39,15 +39,19 @@ def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str
     for rollup in ROLLUPS:
         sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
         for row in rows:
-            key = (row["project_id"], row["ts"] - row["ts"] % rollup.grain, *rollup.key_of(row))
-            total = sums[key]
+            values = tuple(row[name] for name in rollup.columns)
+            total = sums[row["project_id"], row["ts"] - row["ts"] % rollup.grain, values]
             total[0] += 1
             total[1] += row["api_calls"]
             total[2] += row["tokens_in"]
             total[3] += row["tokens_out"]
             total[4] = MONEY_CONTEXT.add(total[4], row["total_cost"])
-        if sums:
-            _upsert(connection, dialect, rollup, sorted(sums.items(), key=_sort_key))
+        stored = [  # in key order: concurrent writers lock rows in one order
+            ((project_id, bucket, *rollup.stored_key(values)), total)
+            for (project_id, bucket, values), total in sums.items()
+        ]
+        if stored:
+            _upsert(connection, dialect, rollup, sorted(stored, key=_sort_key))
 
 
 def _sort_key(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
