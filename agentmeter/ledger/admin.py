@@ -16,9 +16,9 @@ from ..models import BillingRecord, BillingStatus, Project
 from ..pricing import round_to_cents
 from . import driver_sql
 from .alert_schema import alert_metadata
-from .base import LedgerBase, from_micros, now_micros, to_micros
-from .dialect import money_sum
+from .base import from_micros, now_micros, to_micros
 from .errors import conflict, not_found
+from .queries import Queries
 from .rollup_schema import rollup_metadata
 from .schema import api_keys, billing_records, events, projects, user_meters
 from .stripe_schema import stripe_metadata
@@ -92,7 +92,7 @@ _KEY_BY_HASH = select(api_keys.c.kind, api_keys.c.project_id).where(
 _SQLITE_KEY_BY_HASH = "SELECT kind, project_id FROM api_keys WHERE key_hash = ?"
 
 
-class AdminStore(LedgerBase):
+class AdminStore(Queries):  # billing records are priced by the report queries
     # ------------------------------------------------------------- keys
 
     def add_key(self, key: str, kind: str, project_id: str | None = None) -> None:
@@ -229,16 +229,6 @@ class AdminStore(LedgerBase):
                 raise not_found(f"project {project_id!r}")
 
     # -------------------------------------------------- billing records
-
-    def period_cost(self, project_id: str, start: datetime, end: datetime) -> Decimal:
-        """The exact sum of event costs with ``start <= timestamp < end``."""
-        query = select(money_sum(self.dialect, events.c.total_cost)).where(
-            events.c.project_id == project_id,
-            events.c.ts >= to_micros(start),
-            events.c.ts < to_micros(end),
-        )
-        with self.reading() as connection:
-            return Decimal(connection.execute(query).scalar_one() or 0)
 
     def create_billing_record(
         self,

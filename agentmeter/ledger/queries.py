@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -167,6 +167,16 @@ class Queries(LedgerBase):
             total_events=int(row.events),
             timeframe=timeframe,
         )
+
+    def period_cost(self, project_id: str, start: datetime, end: datetime) -> Decimal:
+        """The exact sum of event costs with ``start <= timestamp < end`` (whole
+        hours from the rollups, the ends from the events)."""
+        source = facts(
+            project_id, to_micros(start), to_micros(end), {}, self._rollup([], {}, "hour")
+        )
+        with self.reading() as connection:
+            total = connection.execute(select(money_sum(self.dialect, source.c.cost))).scalar_one()
+        return Decimal(total or 0)
 
     def report(self, query: ReportQuery) -> list[ReportRow]:
         """One row per period and group, with exact cost sums (every project's

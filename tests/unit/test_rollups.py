@@ -76,6 +76,8 @@ def reports(ledger: Ledger, start: datetime | None, end: datetime | None) -> lis
                 )  # fmt: skip
                 answers.append(ledger.report(query))
     answers.append(ledger.stats("p", "all"))
+    billed_from = start or BASE - timedelta(days=1)  # a billing record's amount
+    answers.append(ledger.period_cost("p", billed_from, end or BASE + timedelta(days=9)))
     for granularity in ("hour", "day", "month"):  # every project (issue 18)
         for group_by in ([], ["user"], ["model"]):
             query = ReportQuery(
