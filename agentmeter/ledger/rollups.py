@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Select, literal, null, select, union_all
 from ..pricing import MONEY_CONTEXT, money_text
 from . import driver_sql
 from .dialect import DAY_MICROS, HOUR_MICROS, insert_for, money_add
-from .rollup_schema import ROLLUPS, SUMS, Rollup, decoded
+from .rollup_schema import DETAIL_COLUMNS, ROLLUPS, SUMS, Rollup, decoded
 from .schema import events
 
 FACT_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
@@ -34,24 +34,39 @@ _GRAIN_OF = {"hour": HOUR_MICROS, "day": DAY_MICROS, "month": DAY_MICROS}  # mon
 
 
 def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add new events (their stored rows) to every rollup."""
-    rows = list(rows)
+    """Add new events (their stored rows) to every rollup: summed once per hour
+    and combination of the detail columns, then each rollup from those sums."""
+    hourly: dict[tuple[Any, ...], list[Any]] = defaultdict(_no_usage)
+    for row in rows:
+        ts = row["ts"]
+        total = hourly[  # then DETAIL_COLUMNS, in their order
+            row["project_id"], ts - ts % HOUR_MICROS,
+            row["user_id"], row["agent_id"], row["model"], row["payment_type"],
+        ]  # fmt: skip
+        total[0] += 1
+        total[1] += row["api_calls"]
+        total[2] += row["tokens_in"]
+        total[3] += row["tokens_out"]
+        total[4] = MONEY_CONTEXT.add(total[4], row["total_cost"])
     for rollup in ROLLUPS:
-        sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
-        for row in rows:
-            values = tuple(row[name] for name in rollup.columns)
-            total = sums[row["project_id"], row["ts"] - row["ts"] % rollup.grain, values]
-            total[0] += 1
-            total[1] += row["api_calls"]
-            total[2] += row["tokens_in"]
-            total[3] += row["tokens_out"]
-            total[4] = MONEY_CONTEXT.add(total[4], row["total_cost"])
+        positions = [DETAIL_COLUMNS.index(name) for name in rollup.columns]
+        sums: dict[tuple[Any, ...], list[Any]] = defaultdict(_no_usage)
+        for (project_id, hour, *values), part in hourly.items():
+            key = (project_id, hour - hour % rollup.grain, tuple(values[i] for i in positions))
+            total = sums[key]
+            for index in range(4):
+                total[index] += part[index]
+            total[4] = MONEY_CONTEXT.add(total[4], part[4])
         stored = [  # in key order: concurrent writers lock rows in one order
             ((project_id, bucket, *rollup.stored_key(values)), total)
             for (project_id, bucket, values), total in sums.items()
         ]
         if stored:
             _upsert(connection, dialect, rollup, sorted(stored, key=_sort_key))
+
+
+def _no_usage() -> list[Any]:
+    return [0, 0, 0, 0, Decimal(0)]
 
 
 def _sort_key(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
