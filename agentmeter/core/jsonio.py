@@ -76,6 +76,8 @@ def _orjson_default(value: Any) -> Any:
     kind = type(value)
     if kind is Decimal:
         return money_text(value) if value.is_finite() else str(value)
+    if kind is datetime:  # as _default writes it (an event's answer has one)
+        return format_time(value)
     if kind is set or kind is frozenset:
         return list(value)
     raise TypeError  # the standard encoder decides (and its _default)

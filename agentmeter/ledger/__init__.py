@@ -85,15 +85,17 @@ class Ledger(
                 _check_is_ledger(connection, ledger, create=create or sqlite_file is None)
                 migrate(connection)
         except DBAPIError as exc:
-            engine.dispose()
+            ledger.close()
             raise _open_error(exc, ledger) from None
         except BaseException:
-            engine.dispose()
+            ledger.close()
             raise
         return ledger
 
     def close(self) -> None:
         self.nowait.close()
+        if self.writer is not None:
+            self.writer.close()
         self.engine.dispose()
 
     def __repr__(self) -> str:

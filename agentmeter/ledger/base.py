@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from .dialect import MICROS
 from .nowait import NoWaitReads
+from .writer import HeldWriter
 
 
 def to_micros(moment: datetime) -> int:
@@ -41,6 +42,8 @@ class LedgerBase:
         # try and wakes no one in order (a long tail under load).
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self.nowait = NoWaitReads.for_engine(engine)  # one-row reads for the event loop
+        # A SQLite file's writers share one held connection (writer.py).
+        self.writer = HeldWriter(engine) if self.nowait.database is not None else None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -49,12 +52,18 @@ class LedgerBase:
             yield from self._transaction()
             return
         with self._write_lock:
-            yield from self._transaction()
+            if self.writer is None:
+                yield from self._transaction()
+                return
+            with self.writer.transaction() as connection:
+                yield connection
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent's threads (and any lock they held) are gone."""
         if self._write_lock is not None:
             self._write_lock = threading.Lock()
+        if self.writer is not None:
+            self.writer.forget()
         self.engine.dispose(close=False)
 
     def _transaction(self) -> Iterator[Connection]:

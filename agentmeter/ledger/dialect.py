@@ -157,6 +157,8 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         # to upgrade; readers use a plain (deferred) BEGIN.
         # Straight to the driver: SQLAlchemy's statement machinery would cost as
         # much as a one-row read (see driver_sql.py); errors still come as its own.
+        if driver_sql.driver_of(connection).in_transaction:
+            return  # the held writer began it on the driver (writer.py)
         mode = connection.get_execution_options().get("ledger_write")
         driver_sql.execute(connection, "BEGIN IMMEDIATE" if mode else "BEGIN")
 

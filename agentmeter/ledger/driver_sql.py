@@ -29,9 +29,15 @@ def _database_error(sql: str, exc: sqlite3.Error) -> StatementError:
     return DBAPIError.instance(sql, None, exc, sqlite3.Error)
 
 
-def _driver(connection: Connection) -> sqlite3.Connection:
-    raw: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+def driver_of(connection: Connection) -> sqlite3.Connection:
+    """The driver's own connection under ``connection``."""
+    # pysqlite's DBAPI connection is the driver's; unlike driver_connection it
+    # is still there once detached from the pool (writer.py).
+    raw: sqlite3.Connection = connection.connection.dbapi_connection  # type: ignore[assignment]
     return raw
+
+
+_driver = driver_of
 
 
 def execute(connection: Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:

@@ -47,12 +47,14 @@ from ..models import (
 )
 from .cloudevent_routes import install_cloudevent_routes
 from .dashboard.mount import install_dashboard
+from .direct import serve_directly
 from .http import KeyChecker, install_error_handlers, json_response, read_json
 from .key_cache import KeyCache, configured_key_cache_seconds
 from .openapi import install_openapi, query_parameters, request_body
 from .prices import install_price_routes
 from .summary_routes import install_summary_routes
 from .webhook_routes import install_webhook_routes
+from .workers import Workers
 
 
 class ErrorDetail(BaseModel):
@@ -147,14 +149,15 @@ def create_app(
     async def health() -> Response:
         return json_response(api.health())
 
-    _event_routes(app, api, ok, created)
+    serve_directly(app, health, app.state.key_checker)
+    _event_routes(app, api, ok)
     _meter_routes(app, api, ok)
     _admin_routes(app, api, ok, created)
     install_dashboard(app, ledger, api, app.state.key_checker)
     return app
 
 
-def _event_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responder) -> None:
+def _event_routes(app: FastAPI, api: LedgerAPI, ok: Responder) -> None:
     @app.post(
         "/api/meter/event",
         status_code=201,
@@ -170,7 +173,11 @@ def _event_routes(app: FastAPI, api: LedgerAPI, ok: Responder, created: Responde
         openapi_extra=request_body("Event", EVENT_ADAPTER),
     )
     async def record_event(request: Request, who: Who) -> Response:
-        return await created(api.record_event, who, await read_json(request))
+        body = await read_json(request)
+        return json_response(await writes.run(api.record_event, who, body), 201)
+
+    writes = Workers(8)  # a cheaper hand-off than the thread pool (workers.py)
+    serve_directly(app, record_event, app.state.key_checker)
 
     @app.post(
         "/api/meter/events/batch",
@@ -227,6 +234,8 @@ def _meter_routes(app: FastAPI, api: LedgerAPI, ok: Responder) -> None:
             return json_response(api.get_meter(who, params, now=True))
         except WouldWait:
             return await ok(api.get_meter, who, params)
+
+    serve_directly(app, get_meter, app.state.key_checker)
 
     @app.put(
         "/api/meter",
