@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agentmeter")
 T = TypeVar("T")
-# tenacity and asyncio load on the first retried request: the embedded ledger
-# (and `agentmeter --help`) never need them.
+# tenacity loads with the first RetryPolicy (made by the transports that retry),
+# asyncio with the first async wait: the embedded ledger and `agentmeter --help`
+# need neither.
 
 
 async def _asyncio_sleep(seconds: float) -> None:
@@ -62,6 +63,11 @@ class RetryPolicy:
     random: Callable[[], float] = field(default=_random.random, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     asleep: Callable[[float], Awaitable[None]] = field(default=_asyncio_sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        # Loaded with the transport that retries (HTTP), not at its first retry,
+        # which may come on the worker's thread while the interpreter exits.
+        import tenacity  # noqa: F401
 
     def backoff(self, attempt_number: int, exc: BaseException | None) -> float:
         """Seconds to wait after the given failed attempt (1-based)."""
