@@ -8,20 +8,19 @@ users write); they live here to keep that module about events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Context, Decimal
 from enum import Enum
 from typing import Any
 
 from pydantic import Field, SecretStr, computed_field, field_serializer, model_validator
-from typing_extensions import Self
 
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from . import jsonio as _json
 from .base_model import AgentMeterModel, utc_now
 from .fields import Money, MoneyTotal, UtcDatetime
+from .report_totals import ReportTotals as ReportTotals  # its home before report_totals.py
 
 
 class BillingStatus(str, Enum):
@@ -272,31 +271,6 @@ class ReportRow(AgentMeterModel):
         groups = answer.pop("metadata")
         answer.update({f"metadata.{key}": value for key, value in groups.items()})
         return answer
-
-
-@dataclass
-class ReportTotals:
-    """Exact sums over report rows (a report's totals line, a dashboard's figures)."""
-
-    events: int = 0
-    api_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: Decimal = ZERO
-
-    @classmethod
-    def of(cls, rows: Iterable[ReportRow]) -> Self:
-        totals = cls()
-        for row in rows:
-            totals.add(row)
-        return totals
-
-    def add(self, row: ReportRow) -> None:
-        self.events += row.events
-        self.api_calls += row.api_calls
-        self.tokens_in += row.tokens_in
-        self.tokens_out += row.tokens_out
-        self.cost = MONEY_CONTEXT.add(self.cost, row.cost)
 
 
 class UnpricedModel(AgentMeterModel):

@@ -81,6 +81,16 @@ def test_the_top_level_help_imports_no_command():
     assert sorted(name for name in modules if name.split(".")[0] in heavy) == []
 
 
+def test_the_help_of_report_and_stats_imports_no_model_nor_client():
+    for command in ("report", "stats"):
+        code, modules = run_listing_modules(command, "--help")
+        assert code == 0
+        heavy = ("sqlalchemy", "pydantic", "rich", "requests")
+        assert sorted(name for name in modules if name.split(".")[0] in heavy) == [], command
+        assert "agentmeter.client" not in modules
+        assert "agentmeter.models" not in modules
+
+
 def test_a_report_on_a_ledger_file_loads_only_what_it_uses(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     recorded = CliRunner().invoke(cli, ["record", "instant", "--amount", "1.5", "--db", db])
