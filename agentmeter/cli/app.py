@@ -16,7 +16,6 @@ import click
 
 from .._version import __version__
 from ..errors import AgentMeterConfigurationError, AgentMeterError, AgentMeterValidationError
-from .billing import billing
 from .common import (
     EXIT_API,
     EXIT_BROKEN_PIPE,
@@ -27,20 +26,61 @@ from .common import (
     silence_stdout,
     unexpected,
 )
-from .events import events
-from .importer import import_events
-from .ledger import ledger
-from .meters import meter
-from .outbox import outbox
-from .prices import prices
-from .projects import projects
-from .records import record
-from .report import report, stats
-from .send import send
-from .serve import serve
-from .stripe_sync import stripe
-from .summary import summary
-from .webhooks import alerts, webhooks
+from .lazy import LazyCommand, LazyGroup
+
+# Each command's module is imported only when the command runs (see lazy.py);
+# the short helps are what `agentmeter --help` shows (a test checks them).
+COMMANDS = {
+    "alerts": LazyCommand(
+        "webhooks:alerts", "When the project's alerts fire: meter threshold shares, spend limits."
+    ),
+    "billing": LazyCommand("billing:billing", "Make, list and settle billing records."),
+    "events": LazyCommand(
+        "events:events",
+        "List stored events, newest first (table), or export them (json, csv, cloudevents).",
+    ),
+    "import": LazyCommand(
+        "importer:import_events",
+        "Load events from FILE (a CSV or JSON export of `agentmeter events`, or CloudEvents).",
+    ),
+    "ledger": LazyCommand("ledger:ledger", "Look after a ledger database directly (no server)."),
+    "meter": LazyCommand(
+        "meters:meter", "Read and change a user's meter: usage against a budget threshold."
+    ),
+    "outbox": LazyCommand(
+        "outbox:outbox", "Inspect and replay the tracker's outbox of undelivered events."
+    ),
+    "prices": LazyCommand(
+        "prices:prices", "A project's own model prices (per 1M tokens), in front of the catalog."
+    ),
+    "projects": LazyCommand("projects:projects", "Create and list projects."),
+    "record": LazyCommand(
+        "records:record", "Record one event: per API request, per token, or an instant charge."
+    ),
+    "report": LazyCommand(
+        "report:report", "Usage and cost per period and group, with exact totals."
+    ),
+    "send": LazyCommand(
+        "send:send",
+        "Compose one event from a template, preview it (JSON and CloudEvent), and send it.",
+    ),
+    "serve": LazyCommand("serve:serve", "Serve the AgentMeter API."),
+    "stats": LazyCommand(
+        "report:stats", "Totals over a recent timeframe: events, API calls, tokens, cost."
+    ),
+    "stripe": LazyCommand(
+        "stripe_sync:stripe",
+        "Send usage to Stripe as Billing Meter Events (works on the ledger database).",
+    ),
+    "summary": LazyCommand(
+        "summary:summary",
+        "Usage per user: events, API calls, tokens, cost, first and last event.",
+    ),
+    "webhooks": LazyCommand(
+        "webhooks:webhooks",
+        "Webhook endpoints that receive the project's alerts, and their deliveries.",
+    ),
+}
 
 EXAMPLES = """
 \b
@@ -68,7 +108,7 @@ Exit codes: 0 ok, 1 server or API error, 2 usage error.
 """
 
 
-class AgentMeterGroup(click.Group):
+class AgentMeterGroup(LazyGroup):
     """A click group whose errors are one line on stderr, never a traceback."""
 
     def main(
@@ -113,20 +153,10 @@ class AgentMeterGroup(click.Group):
 
 @click.group(
     cls=AgentMeterGroup,
+    lazy_commands=COMMANDS,
     epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="agentmeter")
 def cli() -> None:
     """Meter and bill AI-agent usage: reports, exports, meters, billing, the server."""
-
-
-for command in (report, stats, events, record, meter, billing, prices, projects, outbox, serve):
-    cli.add_command(command)
-cli.add_command(webhooks)
-cli.add_command(alerts)
-cli.add_command(ledger)
-cli.add_command(stripe)
-cli.add_command(summary)
-cli.add_command(import_events)
-cli.add_command(send)

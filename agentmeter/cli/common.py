@@ -13,11 +13,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ..client import AgentMeterClient
 from ..errors import (
     AgentMeterConfigurationError,
     AgentMeterConnectionError,
@@ -25,6 +24,9 @@ from ..errors import (
     AgentMeterValidationError,
     scrub,
 )
+
+if TYPE_CHECKING:
+    from ..client import AgentMeterClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONNECTION_FLAGS = ("base_url", "api_key", "project_id", "db")
@@ -61,6 +63,8 @@ def make_client(
             "--db takes a ledger URL (sqlite:///ledger.db); give a server with --base-url",
             param_hint="'--db'",
         )
+    from ..client import AgentMeterClient  # on first use: `agentmeter --help` needs none of it
+
     return AgentMeterClient(api_key=api_key, project_id=project_id, base_url=db or base_url)
 
 

@@ -27,24 +27,17 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich import box
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from ..core.jsonio import format_time
 from ..pricing import money_text
+
+if TYPE_CHECKING:  # rich loads where a console or a table is made: CSV and JSON need none
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("table", "json", "csv")
@@ -152,6 +145,8 @@ def wire_value(value: Any) -> Any:
 
 def stdout_console(file: IO[str] | None = None) -> Console:
     """A console for the result: the terminal's width there, unwrapped elsewhere."""
+    from rich.console import Console
+
     if file is None:
         terminal = Console(highlight=False)
         if terminal.is_terminal:
@@ -160,11 +155,22 @@ def stdout_console(file: IO[str] | None = None) -> Console:
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
 def progress_bar(console: Console | None = None) -> Progress:
     """A progress bar on stderr, drawn only when stderr is a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = console or stderr_console()
     return Progress(
         SpinnerColumn(),
@@ -239,6 +245,10 @@ class TextTable:
 
 
 def key_value_table(pairs: Sequence[tuple[str, str]], title: str | None = None) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         title=Text(title) if title is not None else None,
         box=box.SIMPLE,
@@ -296,7 +306,7 @@ def print_table(
 ) -> None:
     with destination(output, what=what) as stream:
         console = stdout_console(stream if output is not None else None)
-        if isinstance(table, Table):
+        if not isinstance(table, TextTable):  # a rich Table
             console.print(table)
         elif console.is_terminal:
             for text, style in table.lines():
@@ -305,7 +315,7 @@ def print_table(
             out = console.file
             for text, _ in table.lines():
                 out.write(text + "\n")
-        if footer and not isinstance(table, Table):
+        if footer and isinstance(table, TextTable):
             console.print()
         for line in footer:
             console.print(line, markup=False, soft_wrap=True)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..core.groups import GROUP_COLUMNS, metadata_key_of, metadata_key_problem
 from ..core.jsonio import format_time
-from ..core.wire import GROUP_COLUMNS, metadata_key_of, metadata_key_problem
 from ..errors import AgentMeterValidationError
 from ..pricing import to_money
 

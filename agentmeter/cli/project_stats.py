@@ -8,9 +8,8 @@ row per project, JSON with the projects and the totals.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..models import MeterStats
 from ..pricing import money_text
 from .output import (
     Column,
@@ -23,6 +22,9 @@ from .output import (
     write_csv,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from ..models import MeterStats
 
 COLUMNS = ("project_id", "events", "api_calls", "tokens_in", "tokens_out", "cost")
 _HEADERS = ("Project", "Events", "API calls", "Tokens in", "Tokens out", "Cost")

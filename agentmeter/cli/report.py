@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from ..client import AgentMeterClient
-from ..core.answers import ReportTotals
-from ..core.wire import group_column
-from ..models import ReportRow
+from ..core.groups import group_column
+from ..core.report_totals import ReportTotals
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from .common import project_of, reads_client
 from .output import (
@@ -43,6 +41,10 @@ from .output import (
 from .params import GROUP, MOMENT, TIME_HELP, check_range, end_or_now
 from .project_stats import show_project_stats
 from .windows import MAX_DAYS, time_shorthands
+
+if TYPE_CHECKING:  # the client and the models load when the command runs, not for --help
+    from ..client import AgentMeterClient
+    from ..models import ReportRow
 
 METRICS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
 _HEADERS = {

@@ -9,8 +9,7 @@ users write); they live here to keep that module about events.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Context, Decimal
 from enum import Enum
@@ -25,12 +24,12 @@ from pydantic import (
     field_serializer,
     model_validator,
 )
-from typing_extensions import Self
 
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from . import jsonio as _json
 from .base_model import AgentMeterModel, utc_now
 from .fields import Money, MoneyTotal, UtcDatetime, validation_error_from
+from .report_totals import ReportTotals as ReportTotals  # its home before report_totals.py
 
 
 class BillingStatus(str, Enum):
@@ -295,31 +294,6 @@ def report_rows_from(rows: Sequence[Mapping[str, Any]]) -> list[ReportRow]:
         return _report_rows_adapter().validate_python(rows)
     except ValidationError as exc:
         raise validation_error_from(exc) from None
-
-
-@dataclass
-class ReportTotals:
-    """Exact sums over report rows (a report's totals line, a dashboard's figures)."""
-
-    events: int = 0
-    api_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: Decimal = ZERO
-
-    @classmethod
-    def of(cls, rows: Iterable[ReportRow]) -> Self:
-        totals = cls()
-        for row in rows:
-            totals.add(row)
-        return totals
-
-    def add(self, row: ReportRow) -> None:
-        self.events += row.events
-        self.api_calls += row.api_calls
-        self.tokens_in += row.tokens_in
-        self.tokens_out += row.tokens_out
-        self.cost = MONEY_CONTEXT.add(self.cost, row.cost)
 
 
 class UnpricedModel(AgentMeterModel):

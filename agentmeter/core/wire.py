@@ -19,47 +19,16 @@ from ..errors import AgentMeterValidationError
 from ..models import AgentMeterModel, BillingStatus, EventType, PaymentType
 from .fields import Identifier, Money, Text, UtcDatetime
 
+# Re-exported ("as"): where they were before core/groups.py, and others import them from here.
+from .groups import GROUP_COLUMNS as GROUP_COLUMNS
+from .groups import GROUP_PATTERN
+from .groups import check_metadata_key as check_metadata_key
+from .groups import group_column as group_column
+from .groups import metadata_key_of as metadata_key_of
+from .groups import metadata_key_problem as metadata_key_problem
+
 Granularity = Literal["hour", "day", "month"]
 GroupKey = Literal["user", "agent", "payment_type", "model"]
-# A report group key -> the column (and JSON field) it groups by.
-GROUP_COLUMNS: dict[str, str] = {
-    "user": "user_id",
-    "agent": "agent_id",
-    "payment_type": "payment_type",
-    "model": "model",
-}
-# ``metadata.<key>`` groups a report by one metadata key: letters, digits, _ - and .
-METADATA_GROUP_PREFIX = "metadata."
-METADATA_KEY_PATTERN = r"[A-Za-z0-9_.\-]{1,100}"
-_METADATA_KEY = re.compile(f"^{METADATA_KEY_PATTERN}$")
-_GROUP_PATTERN = rf"^(user|agent|payment_type|model|metadata\.{METADATA_KEY_PATTERN})$"
-
-
-def metadata_key_of(group: str) -> str | None:
-    """The metadata key a group names (``"metadata.provider"`` -> ``"provider"``), else None."""
-    if group.startswith(METADATA_GROUP_PREFIX):
-        return group[len(METADATA_GROUP_PREFIX) :]
-    return None
-
-
-def group_column(group: str) -> str:
-    """The row field a report group fills: ``user`` -> ``user_id``; ``metadata.k`` stays."""
-    return GROUP_COLUMNS.get(group, group)
-
-
-def metadata_key_problem(key: str) -> str | None:
-    """What is wrong with a metadata key a report would group by; None if nothing."""
-    if _METADATA_KEY.match(key):
-        return None
-    return f"metadata key {key[:40]!r} must be 1 to 100 letters, digits, '_', '-' or '.'"
-
-
-def check_metadata_key(key: str, field: str = "group_by") -> str:
-    """A metadata key a report may group by, or AgentMeterValidationError naming ``field``."""
-    problem = metadata_key_problem(key)
-    if problem is not None:
-        raise AgentMeterValidationError.for_field(field, problem)
-    return key
 
 
 def _check_group(group: str) -> str:
@@ -77,7 +46,7 @@ def _check_group(group: str) -> str:
 ReportGroup = Annotated[
     str,
     AfterValidator(_check_group),
-    WithJsonSchema({"type": "string", "pattern": _GROUP_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": GROUP_PATTERN}),
 ]
 TIMEFRAMES = ("1 hour", "24 hours", "7 days", "30 days", "all")
 _TIMEFRAME = re.compile(r"^\s*(\d{1,6})\s*(hour|hours|day|days|h|d)\s*$", re.IGNORECASE)

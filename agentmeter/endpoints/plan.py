@@ -27,7 +27,6 @@ the plan on it, where the async client finds it (:func:`plan_of`).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import re
@@ -165,6 +164,8 @@ async def arun(plan: Plan[T], transport: AsyncTransport) -> T:
 
 
 async def _acarry(step: Step, transport: AsyncTransport) -> Any:
+    import asyncio  # loaded by then (a loop runs this); a sync client never imports it
+
     if isinstance(step, Blocking):
         return await asyncio.to_thread(step.work)
     return await transport.request(
@@ -180,6 +181,8 @@ async def _acarry(step: Step, transport: AsyncTransport) -> Any:
 
 def _on_a_thread(sleep: Callable[[float], None]) -> Callable[[float], Awaitable[None]]:
     """A plain wait function, awaited without blocking the loop."""
+    import asyncio
+
     return lambda seconds: asyncio.to_thread(sleep, seconds)
 
 

@@ -27,7 +27,6 @@ from sqlalchemy import (
     literal,
     literal_column,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
@@ -227,5 +226,12 @@ def period_expr(dialect_name: str, granularity: str, ts_column: Any) -> ColumnEl
 
 def insert_for(dialect: str, table: Any) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
+    # Imported here: the PostgreSQL dialect's modules take longer to load than
+    # a report on a small SQLite ledger takes to run.
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)

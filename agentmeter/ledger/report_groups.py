@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, Text, case, cast, func, literal
-from sqlalchemy.dialects.postgresql import JSONB
 
 from ..core.wire import GROUP_COLUMNS, ReportQuery, check_metadata_key, metadata_key_of
 from .schema import events
@@ -41,6 +40,8 @@ def metadata_value(dialect: str, key: str) -> ColumnElement[str]:
             else_="",
         )
         return case((func.json_valid(column) == 1, by_kind), else_="")
+    from sqlalchemy.dialects.postgresql import JSONB  # on PostgreSQL only: SQLite never loads it
+
     document = cast(column, JSONB)
     name = cast(literal(key, String()), Text())
     item = document.op("->")(name)

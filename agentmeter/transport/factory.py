@@ -12,7 +12,6 @@ from __future__ import annotations
 from ..config import DEFAULT_BASE_URL, AgentMeterConfig
 from ..errors import AgentMeterConfigurationError
 from . import Transport
-from .http import HttpTransport
 from .retry import RetryPolicy
 
 
@@ -30,6 +29,8 @@ def make_transport(config: AgentMeterConfig) -> Transport:
         url = DEFAULT_BASE_URL
     if url is None or not url.startswith(("http://", "https://")):
         return _embedded(url)
+    from .http import HttpTransport  # on first use: an embedded ledger needs no requests
+
     return HttpTransport(
         url,
         config.api_key_value,

@@ -16,20 +16,29 @@ the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random as _random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import AgentMeterAPIError, AgentMeterConnectionError, RateLimitError
 
+if TYPE_CHECKING:
+    import tenacity
+
 logger = logging.getLogger("agentmeter")
 T = TypeVar("T")
+# tenacity loads with the first RetryPolicy (made by the transports that retry),
+# asyncio with the first async wait: the embedded ledger and `agentmeter --help`
+# need neither.
+
+
+async def _asyncio_sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 def is_retryable(exc: BaseException, idempotent: bool = True) -> bool:
@@ -53,7 +62,12 @@ class RetryPolicy:
     max_wait: float = 30.0
     random: Callable[[], float] = field(default=_random.random, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
-    asleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
+    asleep: Callable[[float], Awaitable[None]] = field(default=_asyncio_sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        # Loaded with the transport that retries (HTTP), not at its first retry,
+        # which may come on the worker's thread while the interpreter exits.
+        import tenacity  # noqa: F401
 
     def backoff(self, attempt_number: int, exc: BaseException | None) -> float:
         """Seconds to wait after the given failed attempt (1-based)."""
@@ -73,6 +87,8 @@ class RetryPolicy:
         describe: str = "request",
     ) -> T:
         """Call ``attempt`` until it succeeds, fails for good, or the budget ends."""
+        import tenacity
+
         retrying = tenacity.Retrying(sleep=sleep or self.sleep, **self._rules(idempotent, describe))
         return retrying(attempt)
 
@@ -85,6 +101,8 @@ class RetryPolicy:
         describe: str = "request",
     ) -> T:
         """:meth:`run` for a coroutine: the same rules, waits awaited (``asleep``)."""
+        import tenacity
+
         retrying = tenacity.AsyncRetrying(
             sleep=sleep or self.asleep, **self._rules(idempotent, describe)
         )
@@ -96,6 +114,8 @@ class RetryPolicy:
 
     def _rules(self, idempotent: bool, describe: str) -> dict[str, Any]:
         """Which failures are retried, the waits, the bounds: one set for both runners."""
+        import tenacity
+
         return {
             "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent)),
             "wait": lambda state: self.backoff(
