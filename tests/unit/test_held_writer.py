@@ -19,11 +19,8 @@ from agentmeter.server import create_app
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
-    opened.ensure_project("p", "P")
-    yield opened
-    opened.close()
+def ledger(sqlite_ledger: Ledger) -> Ledger:
+    return sqlite_ledger  # tests/unit/conftest.py
 
 
 def _event(number: int, amount: str = "0.25") -> InstantPayEvent:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,8 @@ from agentmeter.server import create_app
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
-    opened.ensure_project("p", "P")
-    yield opened
-    opened.close()
+def ledger(sqlite_ledger: Ledger) -> Ledger:
+    return sqlite_ledger  # tests/unit/conftest.py
 
 
 def test_a_meter_read_now_is_the_meter(ledger: Ledger) -> None:
