@@ -95,7 +95,10 @@ def test_sigkill_mid_stream_with_durable_then_the_next_run_delivers(live_server,
             returned.append(line.strip())
     finally:
         child.send_signal(signal.SIGKILL)
-        rest, _ = child.communicate(timeout=30)  # reaped: its outbox claims are void
+        # Read through the same buffered stream as readline: communicate() reads the
+        # pipe's descriptor and would drop lines readline had already buffered.
+        rest = child.stdout.read()
+        child.communicate(timeout=30)  # reaped: its outbox claims are void
     returned += [line for line in rest.splitlines() if len(line) == 36]
     assert child.returncode == -signal.SIGKILL
     left = Outbox(outbox)
