@@ -43,8 +43,8 @@ from .alert_schema import alert_metadata, rebuild_spend_totals
 from .dialect import ExactDecimal
 from .rollup_schema import DETAIL, ROLLUPS, rebuild_rollups, rollup_metadata
 from .stripe_schema import stripe_metadata
+from .version import SCHEMA_VERSION
 
-SCHEMA_VERSION = 9
 metadata = MetaData()
 
 schema_version = Table(
