@@ -66,7 +66,7 @@ COMMANDS = {
     ),
     "serve": LazyCommand("serve:serve", "Serve the AgentMeter API."),
     "stats": LazyCommand(
-        "report:stats", "Totals over a recent timeframe: events, API calls, tokens, cost."
+        "stats:stats", "Totals over a recent timeframe: events, API calls, tokens, cost."
     ),
     "stripe": LazyCommand(
         "stripe_sync:stripe",

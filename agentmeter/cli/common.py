@@ -209,10 +209,10 @@ def connection_failure(exc: AgentMeterConnectionError, base_url_flag: str | None
 
 def ledger_to_read(base_url: str | None, db: str | None) -> str | None:
     """The ledger URL a read command would open (None when it talks to a server)."""
-    from ..transport.local import default_ledger_url
-
     target = db or base_url or os.environ.get("AGENTMETER_BASE_URL")
     if target is None:
+        from ..transport.local import default_ledger_url
+
         return None if os.environ.get("AGENTMETER_API_KEY") else default_ledger_url()
     in_memory = target == "sqlite://" or ":memory:" in target or "mode=memory" in target
     if in_memory or target.startswith(("http://", "https://")):
@@ -227,12 +227,21 @@ def check_ledger_exists(url: str) -> None:
     Ledger.open(url, create=False).close()
 
 
-def _with_client(func: Callable[..., Any], reads_only: bool) -> Callable[..., Any]:
+# A command's answer without a client: (ledger URL, project, the command's
+# options) -> True when it answered, False to take the client.
+LedgerFastPath = Callable[[str, str, dict[str, Any]], bool]
+
+
+def _with_client(
+    func: Callable[..., Any], reads_only: bool, fast: LedgerFastPath | None = None
+) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         flags = {name: kwargs.pop(name) for name in CONNECTION_FLAGS}
         url = ledger_to_read(flags["base_url"], flags["db"])
         if reads_only and url is not None and not (flags["db"] and flags["base_url"]):
+            if fast is not None and _named_ledger(flags) and fast(url, _project(flags), kwargs):
+                return None
             check_ledger_exists(url)  # both --db and --base-url: make_client says so
         with make_client(**flags) as client:
             return func(*args, client=client, **kwargs)
@@ -248,6 +257,30 @@ def uses_client(func: F) -> F:
 def reads_client(func: F) -> F:
     """:func:`uses_client` for a command that only reads: ``--db`` must name an existing file."""
     return connection_options(handle_errors(_with_client(func, True)))  # type: ignore[return-value]
+
+
+def reads_ledger_or_client(fast: LedgerFastPath) -> Callable[[F], F]:
+    """:func:`reads_client`, but a ledger named by URL is first offered to ``fast``:
+    an answer read with the database's driver alone, which spares the command the
+    client's start-up (see ``ledger/fast_reports.py``)."""
+
+    def decorate(func: F) -> F:
+        reading = _with_client(func, True, fast)
+        return connection_options(handle_errors(reading))  # type: ignore[return-value]
+
+    return decorate
+
+
+def _named_ledger(flags: dict[str, Any]) -> bool:
+    """A ledger URL given, not the default file (whose use the client announces)."""
+    return bool(flags["db"] or flags["base_url"] or os.environ.get("AGENTMETER_BASE_URL"))
+
+
+def _project(flags: dict[str, Any]) -> str:
+    """The project the client would read: the flag, AGENTMETER_PROJECT_ID, the default."""
+    from ..transport.defaults import DEFAULT_PROJECT_ID
+
+    return flags["project_id"] or os.environ.get("AGENTMETER_PROJECT_ID") or DEFAULT_PROJECT_ID
 
 
 def project_of(client: AgentMeterClient) -> str | None:

@@ -7,8 +7,6 @@ incoming requests with the very same models.
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -26,6 +24,8 @@ from .groups import check_metadata_key as check_metadata_key
 from .groups import group_column as group_column
 from .groups import metadata_key_of as metadata_key_of
 from .groups import metadata_key_problem as metadata_key_problem
+from .timeframes import TIMEFRAMES as TIMEFRAMES
+from .timeframes import parse_timeframe as parse_timeframe
 
 Granularity = Literal["hour", "day", "month"]
 GroupKey = Literal["user", "agent", "payment_type", "model"]
@@ -48,21 +48,6 @@ ReportGroup = Annotated[
     AfterValidator(_check_group),
     WithJsonSchema({"type": "string", "pattern": GROUP_PATTERN}),
 ]
-TIMEFRAMES = ("1 hour", "24 hours", "7 days", "30 days", "all")
-_TIMEFRAME = re.compile(r"^\s*(\d{1,6})\s*(hour|hours|day|days|h|d)\s*$", re.IGNORECASE)
-
-
-def parse_timeframe(text: str) -> timedelta | None:
-    """``"24 hours"`` -> ``timedelta(hours=24)``; ``"all"`` -> None."""
-    if text.strip().lower() == "all":
-        return None
-    match = _TIMEFRAME.match(text)
-    if not match:
-        raise AgentMeterValidationError.for_field(
-            "timeframe", f"must be like '24 hours', '7 days' or 'all', got {text[:40]!r}"
-        )
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    return timedelta(hours=amount) if unit.startswith("h") else timedelta(days=amount)
 
 
 def _check_timeframe(text: str) -> str:

@@ -32,12 +32,12 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import AgentMeterConfigurationError
-from ..pricing import MONEY_CONTEXT, ZERO, money_text
-from . import driver_sql
-
-MICROS = 1_000_000
-HOUR_MICROS = 3600 * MICROS
-DAY_MICROS = 86400 * MICROS
+from ..pricing import money_text
+from . import driver_sql, sqlite_money
+from .rollup_layout import DAY_MICROS as DAY_MICROS
+from .rollup_layout import HOUR_MICROS as HOUR_MICROS
+from .rollup_layout import MICROS as MICROS
+from .sqlite_money import decimal_key as decimal_key
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -64,47 +64,11 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(value)
 
 
-class _DecimalSum:
-    """SQLite aggregate: exact sum of decimal texts."""
-
-    def __init__(self) -> None:
-        self.total = ZERO
-
-    def step(self, value: str | int | None) -> None:
-        if value is not None:
-            self.total = MONEY_CONTEXT.add(self.total, Decimal(value))
-
-    def finalize(self) -> str:
-        return money_text(self.total)
-
-
-_KEY_DIGITS = 60  # each side of the point: far beyond any amount the ledger holds
-_FLIP = str.maketrans("0123456789", "9876543210")
-
-
-def decimal_key(value: str | int | None) -> str | None:
-    """Text that sorts like the number: SQLite stores money as decimal text,
-    which sorts "2" after "100"; ordering by this key sorts by value, exactly."""
-    if value is None:
-        return None
-    number = Decimal(value)
-    digits = format(number.copy_abs(), "f")  # abs() would round to the context precision
-    whole, _, fraction = digits.partition(".")
-    fixed = whole.rjust(_KEY_DIGITS, "0") + fraction.ljust(_KEY_DIGITS, "0")
-    if number < 0:
-        return "0" + fixed.translate(_FLIP)
-    return "1" + fixed
-
-
 def money_order(dialect_name: str, column: Any) -> ColumnElement[Any]:
     """An expression to ORDER BY a money column (or sum) by its value."""
     if dialect_name == "sqlite":
         return func.decimal_key(column)
     return column  # type: ignore[no-any-return]
-
-
-def _decimal_add(left: str | int | None, right: str | int | None) -> str:
-    return money_text(MONEY_CONTEXT.add(Decimal(left or 0), Decimal(right or 0)))
 
 
 def is_sqlite(url: str) -> bool:
@@ -146,9 +110,7 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
-        dbapi_connection.create_function("decimal_add", 2, _decimal_add, deterministic=True)
-        dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
-        dbapi_connection.create_function("decimal_key", 1, decimal_key, deterministic=True)
+        sqlite_money.register(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -26,11 +26,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, case, func, select
 
-from .dialect import DAY_MICROS, HOUR_MICROS, ExactDecimal, money_sum, period_start
+from .dialect import ExactDecimal, money_sum, period_start
+from .rollup_layout import DETAIL_COLUMNS as DETAIL_COLUMNS
+from .rollup_layout import LAYOUTS
 
 rollup_metadata = MetaData()
 SUMS = ("events", "api_calls", "tokens_in", "tokens_out", "cost")
-DETAIL_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
 
 
 def _sum_columns() -> list[Column[Any]]:
@@ -87,13 +88,14 @@ class Rollup:
         return (detail_key(values), *values)
 
 
-# The order is the planner's preference: the smallest table that answers first.
-ROLLUPS = (
-    Rollup(_table("usage_hour_model", 200), HOUR_MICROS, ("model",)),
-    Rollup(_table("usage_hour_agent", 256), HOUR_MICROS, ("agent_id",)),
-    Rollup(_table("usage_day_user", 256), DAY_MICROS, ("user_id",)),
-    Rollup(detail_table, HOUR_MICROS, DETAIL_COLUMNS),
-)
+_TABLES = {
+    "usage_hour_model": _table("usage_hour_model", 200),
+    "usage_hour_agent": _table("usage_hour_agent", 256),
+    "usage_day_user": _table("usage_day_user", 256),
+    detail_table.name: detail_table,
+}
+# In the planner's order (rollup_layout.LAYOUTS): the smallest table that answers first.
+ROLLUPS = tuple(Rollup(_TABLES[layout.name], layout.grain, layout.columns) for layout in LAYOUTS)
 DETAIL = ROLLUPS[-1]
 
 

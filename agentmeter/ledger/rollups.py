@@ -25,12 +25,12 @@ from sqlalchemy import Connection, Select, literal, null, select, union_all
 
 from ..pricing import MONEY_CONTEXT, money_text
 from . import driver_sql
-from .dialect import DAY_MICROS, HOUR_MICROS, insert_for, money_add
+from .dialect import HOUR_MICROS, insert_for, money_add
+from .rollup_layout import LAYOUTS, choose_layout, whole_buckets
 from .rollup_schema import DETAIL_COLUMNS, ROLLUPS, SUMS, Rollup, decoded
 from .schema import events
 
 FACT_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
-_GRAIN_OF = {"hour": HOUR_MICROS, "day": DAY_MICROS, "month": DAY_MICROS}  # month: whole days
 
 
 def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -118,12 +118,8 @@ def choose(
 ) -> Rollup | None:
     """The rollup that can answer a grouping by ``keys`` with ``filters`` (columns
     with a value) per ``granularity`` ("hour", "day", "month", None: no periods)."""
-    touched = set(keys) | {name for name, value in filters.items() if value is not None}
-    for rollup in ROLLUPS:
-        fits_grain = granularity is None or rollup.grain <= _GRAIN_OF[granularity]
-        if touched <= set(rollup.columns) and fits_grain:
-            return rollup
-    return None
+    layout = choose_layout(keys, filters, granularity)
+    return None if layout is None else ROLLUPS[LAYOUTS.index(layout)]
 
 
 def facts(
@@ -138,9 +134,7 @@ def facts(
     """
     if rollup is None or extra:
         return _raw(project_id, start, end, filters, extra).subquery("facts")
-    grain = rollup.grain
-    first = None if start is None else -(-start // grain) * grain  # whole buckets only
-    last = None if end is None else end // grain * grain
+    first, last = whole_buckets(rollup.grain, start, end)
     if first is not None and last is not None and first >= last:
         return _raw(project_id, start, end, filters).subquery("facts")
     parts = [_rolled(rollup, project_id, first, last, filters)]

@@ -29,11 +29,11 @@ from ..ledger import webhook_api as hooks
 from ..ledger.api import ADMIN, MAX_BODY_BYTES, LedgerAPI, query_dict
 from ..ledger.cloudevent_api import CLOUDEVENTS_PATH, record_cloudevents
 from ..ledger.errors import WireError
+from .defaults import DEFAULT_PROJECT_ID
 from .http_wire import query_pairs
 
 logger = logging.getLogger("agentmeter")
 DEFAULT_LEDGER = Path.home() / ".agentmeter" / "ledger.db"
-DEFAULT_PROJECT_ID = "default"
 
 Handler = Callable[[LedgerAPI, "re.Match[str]", dict[str, Any], Any], Any]
 WEBHOOK_ROUTES: list[tuple[str, str, Handler]] = [

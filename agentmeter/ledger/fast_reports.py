@@ -1,0 +1,367 @@
+"""Reports and stats from the usage rollups, read with the database's own driver.
+
+``agentmeter report --db`` spends its time starting, not querying: importing
+SQLAlchemy and pydantic takes about 0.35 s here, while a report read from
+the rollups takes milliseconds at any ledger size. :class:`RollupReader`
+answers what the rollups fit (one project; groups and filters among user,
+agent, model and payment type; ``stats``) with ``sqlite3`` or ``psycopg``
+and the SQL below, and answers None to anything else: metadata groups,
+every project, a ledger at another schema version or without the project,
+a URL or a value it does not read, any database error. The caller then
+takes the full path (the client over the ledger), which also gives every
+error its message; nothing here writes.
+
+The SQL is the full path's (``queries.py`` over ``rollups.facts``) spelled
+out: the chosen rollup's whole buckets plus the events of the partial
+buckets at both ends, grouped by period and groups, summed exactly
+(``decimal_sum`` on SQLite, NUMERIC on PostgreSQL) and ordered by the
+database, NULL first. Both paths give the same rows to the last digit
+(tests/unit/test_fast_reports.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..core.groups import GROUP_COLUMNS
+from ..core.jsonio import format_time
+from ..core.timeframes import parse_timeframe
+from ..errors import AgentMeterValidationError
+from ..pricing import ZERO, to_total
+from . import sqlite_money
+from .rollup_layout import (
+    DAY_MICROS,
+    HOUR_MICROS,
+    MICROS,
+    RollupLayout,
+    choose_layout,
+    whole_buckets,
+)
+from .version import SCHEMA_VERSION
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SUMS = ("n", "api_calls", "tokens_in", "tokens_out", "cost")
+
+
+@dataclass(frozen=True)
+class RolledRow:
+    """A report row with the fields of a ``ReportRow`` that such a report fills."""
+
+    period: str
+    events: int
+    api_calls: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal
+    user_id: str | None = None
+    agent_id: str | None = None
+    payment_type: str | None = None
+    model: str | None = None
+    project_id: str | None = None
+
+    def group_value(self, column: str) -> str | None:
+        value = getattr(self, column)
+        return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class RolledStats:
+    """The totals of ``GET /api/meter/stats`` (a ``MeterStats``' fields)."""
+
+    timeframe: str
+    total_events: int
+    total_api_calls: int
+    total_tokens_in: int
+    total_tokens_out: int
+    total_cost: Decimal
+
+
+class _Statement:
+    """SQL text and its parameters, in the driver's placeholder style."""
+
+    def __init__(self, postgres: bool) -> None:
+        self.postgres = postgres
+        self.params: list[Any] = []
+        # psycopg reads "%" as a placeholder's start once parameters are given
+        self.mod = "%%" if postgres else "%"
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return "%s" if self.postgres else "?"
+
+    def money_sum(self) -> str:
+        return "COALESCE(SUM(cost), 0)" if self.postgres else "decimal_sum(cost)"
+
+
+Connection = tuple[Any, bool, tuple[type[Exception], ...]]  # driver's, PostgreSQL?, its errors
+
+
+class RollupReader:
+    """One read-only connection to a ledger at this schema version, for one project."""
+
+    def __init__(self, connection: Connection, project_id: str) -> None:
+        self.connection, self.postgres, self.errors = connection
+        self.project_id = project_id
+
+    @classmethod
+    def open(cls, url: str, project_id: str) -> RollupReader | None:
+        """A reader, or None when this ledger is for the full path (see above)."""
+        if not _plain(project_id) or len(project_id) > 256:
+            return None
+        connection = _open_sqlite(url) if url.startswith("sqlite:") else _open_postgres(url)
+        if connection is None:
+            return None
+        reader = cls(connection, project_id)
+        if reader._current():
+            return reader
+        reader.close()
+        return None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def report(
+        self, granularity: str, group_by: Sequence[str], start: datetime | None,
+        end: datetime | None, user_id: str | None = None, agent_id: str | None = None,
+    ) -> list[RolledRow] | None:  # fmt: skip
+        """``GET /api/meter/report``'s rows for this project, or None (full path)."""
+        columns = [GROUP_COLUMNS.get(group, "") for group in dict.fromkeys(group_by)]
+        filters = {"user_id": user_id, "agent_id": agent_id}
+        if "" in columns or granularity not in ("hour", "day", "month"):
+            return None
+        if not all(value is None or _plain(value) for value in filters.values()):
+            return None
+        layout = choose_layout(columns, filters, granularity)
+        if layout is None:
+            return None
+        statement = _Statement(self.postgres)
+        span = (_micros(start), _micros(end))
+        sql = _report_sql(statement, layout, columns, granularity, self.project_id, span, filters)
+        found = self._rows(sql, statement.params)
+        return None if found is None else _report_rows(found, columns, granularity)
+
+    def stats(self, timeframe: str, now: int) -> RolledStats | None:
+        """``GET /api/meter/stats``' totals up to ``now`` (micros), or None."""
+        try:
+            window = parse_timeframe(timeframe)
+        except AgentMeterValidationError:
+            return None
+        start = None if window is None else now - window // timedelta(microseconds=1)
+        statement = _Statement(self.postgres)
+        layout = choose_layout([], {}, None)
+        assert layout is not None  # every rollup holds the totals
+        facts = _facts(statement, layout, [], self.project_id, (start, now + 1), {})
+        sums = _sum_columns(statement)
+        found = self._rows(f"SELECT {sums} FROM ({facts}) AS facts", statement.params)  # noqa: S608
+        if not found:
+            return None
+        events, api_calls, tokens_in, tokens_out, cost = found[0]
+        return RolledStats(
+            timeframe=timeframe.strip(),
+            total_events=int(events),
+            total_api_calls=int(api_calls),
+            total_tokens_in=int(tokens_in),
+            total_tokens_out=int(tokens_out),
+            total_cost=to_total(Decimal(cost or 0) or ZERO, "total_cost"),
+        )
+
+    def _current(self) -> bool:
+        statement = _Statement(self.postgres)
+        version = self._rows("SELECT version FROM schema_version", [])
+        if version != [(SCHEMA_VERSION,)]:
+            return False
+        sql = f"SELECT 1 FROM projects WHERE id = {statement.bind(self.project_id)}"  # noqa: S608
+        return bool(self._rows(sql, statement.params))
+
+    def _rows(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]] | None:
+        try:
+            cursor = self.connection.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
+        except self.errors:
+            return None
+
+
+def _plain(value: str) -> bool:
+    """Printable ASCII: what the full path's checks pass as it is (else it answers)."""
+    return bool(value) and value.isascii() and value.isprintable()
+
+
+def _micros(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * MICROS + delta.microseconds
+
+
+def _open_sqlite(url: str) -> Connection | None:
+    path = url.removeprefix("sqlite:///")
+    if path == url or not path or any(mark in path for mark in "?%~:") or path.endswith("/"):
+        return None  # memory, URIs, options, escapes: the full path reads those
+    file = Path(path)
+    if not file.is_file():
+        return None
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error:
+        return None
+    sqlite_money.register(connection)
+    return connection, False, (sqlite3.Error,)
+
+
+def _open_postgres(url: str) -> Connection | None:
+    parts = urlsplit(url)
+    if parts.scheme != "postgresql+psycopg" or "," in parts.netloc or parts.fragment:
+        return None
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    try:
+        settings = {
+            "host": parts.hostname,
+            "port": parts.port,
+            "user": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None,
+            "dbname": unquote(parts.path.removeprefix("/")) or None,
+            **dict(parse_qsl(parts.query)),
+        }
+        given: dict[str, Any] = {name: value for name, value in settings.items() if value}
+        connection = psycopg.connect(autocommit=True, **given)
+    except (ValueError, psycopg.Error):
+        return None
+    return connection, True, (psycopg.Error,)
+
+
+def _sum_columns(statement: _Statement) -> str:
+    counts = [f"COALESCE(SUM({name}), 0)" for name in _SUMS[:-1]]
+    return ", ".join([*counts, statement.money_sum()])
+
+
+def _report_sql(
+    statement: _Statement, layout: RollupLayout, columns: list[str], granularity: str,
+    project_id: str, span: tuple[int | None, int | None], filters: dict[str, str | None],
+) -> str:  # fmt: skip
+    period = _period(statement, granularity)
+    groups = ", ".join(["period", *columns])
+    order = ", ".join(["period", *(f"{column} ASC NULLS FIRST" for column in columns)])
+    facts = _facts(statement, layout, columns, project_id, span, filters)
+    return (
+        f"SELECT {period} AS period{''.join(', ' + c for c in columns)}, "  # noqa: S608
+        f"{_sum_columns(statement)} FROM ({facts}) AS facts GROUP BY {groups} ORDER BY {order}"
+    )
+
+
+def _period(statement: _Statement, granularity: str) -> str:
+    """The period of each fact, as ``dialect.period_expr`` writes it."""
+    if granularity == "hour":
+        return _floor(statement, HOUR_MICROS)
+    if granularity == "day":
+        return _floor(statement, DAY_MICROS)
+    seconds = f"({_floor(statement, MICROS)}) / {MICROS}"
+    if statement.postgres:
+        return f"to_char(timezone('UTC', to_timestamp({seconds})), 'YYYY-MM')"
+    return f"strftime('%Y-%m', {seconds}, 'unixepoch')"
+
+
+def _floor(statement: _Statement, step: int) -> str:
+    """``dialect.period_start``: a floor before 1970 too (SQL's % keeps the sign)."""
+    mod = statement.mod
+    return f"(ts - ((ts {mod} {step}) + {step}) {mod} {step})"
+
+
+def _facts(
+    statement: _Statement, layout: RollupLayout, columns: list[str], project_id: str,
+    span: tuple[int | None, int | None], filters: dict[str, str | None],
+) -> str:  # fmt: skip
+    """``rollups.facts``: whole buckets from the rollup, the two ends from the events."""
+    start, end = span
+    first, last = whole_buckets(layout.grain, start, end)
+    if first is not None and last is not None and first >= last:
+        return _events(statement, columns, project_id, (start, end), filters)
+    parts = [_rolled(statement, layout, columns, project_id, (first, last), filters)]
+    if start is not None and first is not None and start < first:
+        parts.append(_events(statement, columns, project_id, (start, first), filters))
+    if end is not None and last is not None and last < end:
+        parts.append(_events(statement, columns, project_id, (last, end), filters))
+    return " UNION ALL ".join(parts)
+
+
+def _rolled(
+    statement: _Statement, layout: RollupLayout, columns: list[str], project_id: str,
+    span: tuple[int | None, int | None], filters: dict[str, str | None],
+) -> str:  # fmt: skip
+    if layout.single:  # its one column is stored as "v:" + value, "" for none
+        shown = [
+            f"CASE WHEN value = '' THEN NULL ELSE substr(value, 3) END AS {c}" for c in columns
+        ]
+        kept = {layout.columns[0]: ("value", "v:")}
+    else:
+        shown = list(columns)
+        kept = {column: (column, "") for column in layout.columns}
+    where = [f"project_id = {statement.bind(project_id)}", *_within(statement, "bucket", span)]
+    for name, wanted in filters.items():
+        if wanted is not None:
+            stored, prefix = kept[name]
+            where.append(f"{stored} = {statement.bind(prefix + wanted)}")
+    selected = ", ".join(["bucket AS ts", *shown, "events AS n", *_SUMS[1:]])
+    return f"SELECT {selected} FROM {layout.name} WHERE {' AND '.join(where)}"  # noqa: S608
+
+
+def _events(
+    statement: _Statement, columns: list[str], project_id: str,
+    span: tuple[int | None, int | None], filters: dict[str, str | None],
+) -> str:  # fmt: skip
+    where = [f"project_id = {statement.bind(project_id)}", *_within(statement, "ts", span)]
+    for name, wanted in filters.items():
+        if wanted is not None:
+            where.append(f"{name} = {statement.bind(wanted)}")
+    selected = ", ".join(["ts", *columns, "1 AS n", *_SUMS[1:-1], "total_cost AS cost"])
+    return f"SELECT {selected} FROM events WHERE {' AND '.join(where)}"  # noqa: S608
+
+
+def _within(statement: _Statement, column: str, span: tuple[int | None, int | None]) -> list[str]:
+    start, end = span
+    bounds = [] if start is None else [f"{column} >= {statement.bind(start)}"]
+    return bounds if end is None else [*bounds, f"{column} < {statement.bind(end)}"]
+
+
+def _report_rows(
+    found: list[tuple[Any, ...]], columns: list[str], granularity: str
+) -> list[RolledRow]:
+    labels: dict[Any, str] = {}
+    rows = []
+    width = len(columns)
+    for period, *values in found:
+        label = labels.get(period)
+        if label is None:
+            label = labels[period] = _label(period, granularity)
+        events, api_calls, tokens_in, tokens_out, cost = values[width:]
+        rows.append(
+            RolledRow(
+                period=label,
+                events=int(events),
+                api_calls=int(api_calls),
+                tokens_in=int(tokens_in),
+                tokens_out=int(tokens_out),
+                cost=to_total(Decimal(cost) or ZERO, "cost"),
+                **dict(zip(columns, values[:width], strict=True)),
+            )
+        )
+    return rows
+
+
+def _label(period: Any, granularity: str) -> str:
+    """``queries.period_label``: RFC 3339 for an hour, the date for a day, YYYY-MM."""
+    if granularity == "month":
+        return str(period)
+    moment = _EPOCH + timedelta(microseconds=int(period))
+    return format_time(moment) if granularity == "hour" else moment.date().isoformat()
