@@ -8,11 +8,14 @@ then builds the usage rollups from them as ``agentmeter ledger check
 
 Then it runs ``agentmeter report`` and ``agentmeter stats`` as a user does (a
 subprocess, wall time from start to exit, Python start-up included) in
-several shapes, beside ``python -c pass`` measured in the same run. Each is
+several shapes, beside ``python -c pass`` measured in the same run, and beside
+the same command through the client (the path every report took before the
+driver-only reader, ``ledger/fast_reports.py``; ``--client-path`` runs it). Each is
 run ``--repeat`` times (default 3); the median is reported. Checks, or the
 script exits 1: the CSV exports add up to the seeded events and their exact
 total cost; and each measured report, in process, equals the same report
-summed from the events alone (``use_rollups = False``), row for row.
+summed from the events alone (``use_rollups = False``), row for row; and the
+driver-only reader's rows equal the full path's.
 
     python benchmarks/cli_report.py                     # the figures in docs/benchmarks.md
     python benchmarks/cli_report.py --events 1000000    # quicker
@@ -42,6 +45,8 @@ from report_seed import PROJECT, build_rollups, seed_postgres, seed_sqlite
 
 from agentmeter.core.wire import ReportQuery
 from agentmeter.ledger import Ledger
+from agentmeter.ledger.base import now_micros
+from agentmeter.ledger.fast_reports import RollupReader
 
 TARGET_SECONDS = 0.5
 # (what is measured, its arguments, its output file or None, the same report in process)
@@ -59,6 +64,19 @@ SHAPES: list[tuple[str, str, str | None, dict[str, object] | None]] = [
      "report --granularity month --group-by agent", "ma.txt", None),
     ("report: day, json", "report --format json", "d.json", None),
 ]  # fmt: skip
+
+
+# The command as it ran before the driver-only reader: through the client.
+CLIENT_PATH = (
+    "import sys\n"
+    "from agentmeter.ledger.fast_reports import RollupReader\n"
+    "RollupReader.open = classmethod(lambda cls, *args: None)\n"
+    "from agentmeter.cli import main\n"
+    "sys.argv = ['agentmeter', *sys.argv[1:]]\n"
+    "main()\n"
+)
+FIELDS = ("period", "user_id", "agent_id", "payment_type", "model", "events", "api_calls")
+FIELDS += ("tokens_in", "tokens_out", "cost")
 
 
 @dataclass
@@ -98,19 +116,41 @@ def check_csv(path: Path, count: int, total: Decimal) -> None:
 
 
 def check_against_events(url: str) -> list[Timing]:
-    """Each report and the stats from the rollups == from the events; time both."""
+    """Each report and the stats from the rollups == from the events == from the
+    driver-only reader; time each."""
     timings = []
     ledger = Ledger.open(url)
+    reader = RollupReader.open(url, PROJECT)
+    if reader is None:
+        raise SystemExit("the driver-only reader does not read this ledger")
     try:
         for name, _, _, shape in SHAPES:
             if shape is None:
                 continue
             query = ReportQuery(project_id=PROJECT, **shape)  # type: ignore[arg-type]
             timings += _compare(name, ledger, lambda query=query: ledger.report(query))
+            timings.append(_compare_reader(name, reader, query, ledger.report(query)))
         timings += _compare("stats all", ledger, lambda: ledger.stats(PROJECT, "all"))
+        began = time.perf_counter()
+        stats = reader.stats("all", now_micros())
+        elapsed = time.perf_counter() - began
+        if stats is None or stats.total_cost != ledger.stats(PROJECT, "all").total_cost:
+            raise SystemExit("stats all: the driver-only reader's total differs")
+        timings.append(Timing("in process, stats all: the driver-only reader", [elapsed]))
     finally:
+        reader.close()
         ledger.close()
     return timings
+
+
+def _compare_reader(name: str, reader: RollupReader, query: ReportQuery, full: list) -> Timing:
+    began = time.perf_counter()
+    rows = reader.report(query.granularity, query.group_by, None, None)
+    elapsed = time.perf_counter() - began
+    shown = [[getattr(row, field) for field in FIELDS] for row in rows or []]
+    if rows is None or shown != [[getattr(row, field) for field in FIELDS] for row in full]:
+        raise SystemExit(f"{name}: the driver-only reader's rows differ from the full path's")
+    return Timing(f"in process, {name}: the driver-only reader", [elapsed])
 
 
 def _compare(name: str, ledger: Ledger, answer: object) -> list[Timing]:
@@ -156,6 +196,11 @@ def main() -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="Measure the kept ledger at --path (no seeding)."
     )
+    parser.add_argument(
+        "--client-path",
+        action="store_true",
+        help="Also time each command through the client, as before the driver-only reader.",
+    )
     parser.add_argument("--json", action="store_true", help="One JSON object, not a table.")
     options = parser.parse_args()
 
@@ -188,9 +233,17 @@ def main() -> int:
         args = ["-m", "agentmeter.cli", command, *base, *rest, "-o", str(folder / str(target))]
         run(args)  # untimed: the first run writes the bytecode caches
         timings.append(Timing(f"agentmeter {name}", [run(args) for _ in range(options.repeat)]))
+    before = []
+    for name, flags, target, _ in SHAPES if options.client_path else []:
+        command, *rest = flags.split()
+        args = ["-c", CLIENT_PATH, command, *base, *rest, "-o", str(folder / f"client-{target}")]
+        run(args)
+        before.append(
+            Timing(f"through the client: {name}", [run(args) for _ in range(options.repeat)])
+        )
     for name in ("m.csv", "du.csv", "hau.csv"):
         check_csv(folder / name, options.events, total)
-    checks = check_against_events(url)
+    checks = [*before, *check_against_events(url)]
 
     commands = timings[1:]
     result = {

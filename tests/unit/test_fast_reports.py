@@ -156,7 +156,10 @@ def test_what_it_does_not_read_goes_to_the_full_path(ledger: Ledger, reader: Rol
     assert reader.report("day", [], None, None, user_id="\u00e9mile") is None  # not plain ASCII
     assert reader.report("day", [], None, None, agent_id="a\x00") is None
     assert reader.stats("a while", now_micros()) is None
-    assert RollupReader.open(ledger.url, "no-such-project") is None
+    unknown = RollupReader.open(ledger.url, "no-such-project")  # no events, as the full path says
+    assert unknown is not None
+    assert unknown.report("day", ["user"], None, None) == []
+    unknown.close()
     assert RollupReader.open(ledger.url, "p\u00e9") is None
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory", "mysql://h/d"):
         assert RollupReader.open(url, "p") is None
