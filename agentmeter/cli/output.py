@@ -327,11 +327,20 @@ def csv_writer(stream: IO[str]) -> Any:
 
 
 def write_csv(
-    output: Path | None, header: Sequence[str], rows: Sequence[Sequence[Any]], what: str = ""
+    output: Path | None,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    what: str = "",
+    *,
+    ready: bool = False,
 ) -> None:
+    """``ready``: the rows hold text, numbers and None only (no :func:`wire_value` needed)."""
     with destination(output, newline="", what=what) as stream:
         writer = csv_writer(stream)
         writer.writerow(header)
+        if ready:
+            writer.writerows(rows)
+            return
         for row in rows:
             writer.writerow([wire_value(value) for value in row])
 

@@ -126,20 +126,15 @@ class UserSummary:
 
 
 def _row_values(row: ShownRow, keys: Sequence[str]) -> list[Any]:
-    return [
-        row.period,
-        *(row.group_value(key) for key in keys),
-        *(getattr(row, m) for m in METRICS),
-    ]
+    """A row's values as CSV and JSON carry them (cost as its exact text)."""
+    groups = [row.group_value(key) for key in keys]
+    sums = [row.events, row.api_calls, row.tokens_in, row.tokens_out, money_text(row.cost)]
+    return [row.period, *groups, *sums]
 
 
 def _row_dict(row: ShownRow, keys: Sequence[str]) -> dict[str, Any]:
     names = ["period", *keys, *METRICS]
-    values = _row_values(row, keys)
-    return {
-        name: money_text(value) if name == "cost" else value
-        for name, value in zip(names, values, strict=True)
-    }
+    return dict(zip(names, _row_values(row, keys), strict=True))
 
 
 @click.command(epilog=REPORT_EXAMPLES)
@@ -261,7 +256,7 @@ def _show_report(
     if ask.fmt == "csv":
         written = plural(len(rows), "row")
         lines = [_row_values(row, keys) for row in rows]
-        write_csv(ask.output, ["period", *keys, *METRICS], lines, written)
+        write_csv(ask.output, ["period", *keys, *METRICS], lines, written, ready=True)
         return
     query: dict[str, Any] = {
         "project_id": None if ask.all_projects else project_id,
