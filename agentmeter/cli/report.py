@@ -252,12 +252,12 @@ def _show_report(
     ask: ReportAsk, rows: Sequence[ShownRow], users: UserSummary | None, project_id: str | None
 ) -> None:
     keys = ask.keys
-    totals = Totals.of(rows)
-    if ask.fmt == "csv":
+    if ask.fmt == "csv":  # rows only, no totals
         written = plural(len(rows), "row")
         lines = [_row_values(row, keys) for row in rows]
         write_csv(ask.output, ["period", *keys, *METRICS], lines, written, ready=True)
         return
+    totals = Totals.of(rows)
     query: dict[str, Any] = {
         "project_id": None if ask.all_projects else project_id,
         "granularity": ask.granularity,
