@@ -184,8 +184,8 @@ class RollupReader:
 
     def _rows(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]] | None:
         try:
-            cursor = self.connection.execute(sql, params)
-            return [tuple(row) for row in cursor.fetchall()]
+            rows: list[tuple[Any, ...]] = self.connection.execute(sql, params).fetchall()
+            return rows
         except self.errors:
             return None
 
@@ -237,6 +237,7 @@ def _open_postgres(url: str) -> Connection | None:
             **dict(parse_qsl(parts.query)),
         }
         given: dict[str, Any] = {name: value for name, value in settings.items() if value}
+        given.setdefault("connect_timeout", 10)  # a host that never answers: the full path says so
         connection = psycopg.connect(autocommit=True, **given)
     except (ValueError, psycopg.Error):
         return None
