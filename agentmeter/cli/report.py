@@ -24,7 +24,7 @@ import click
 from ..core.groups import group_column
 from ..core.report_totals import ReportTotals
 from ..pricing import MONEY_CONTEXT, ZERO, money_text
-from .common import project_of, reads_ledger_or_client
+from .common import bulk_allocation, project_of, reads_ledger_or_client
 from .output import (
     Column,
     TextTable,
@@ -239,12 +239,13 @@ def _report_from_rollups(url: str, project_id: str, ask: ReportAsk) -> bool:
     if reader is None:
         return False
     window = (ask.since, ask.end, ask.user_id, ask.agent_id)
-    with contextlib.closing(reader):
+    with bulk_allocation(), contextlib.closing(reader):
         rows = reader.report(ask.granularity, ask.groups, *window)
         by_user = reader.report("month", ["user"], *window) if ask.needs_user_summary else []
-    if rows is None or by_user is None:
-        return False
-    _show_report(ask, rows, UserSummary.of(by_user) if ask.needs_user_summary else None, project_id)
+        if rows is None or by_user is None:
+            return False
+        users = UserSummary.of(by_user) if ask.needs_user_summary else None
+        _show_report(ask, rows, users, project_id)
     return True
 
 
