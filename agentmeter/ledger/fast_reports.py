@@ -245,7 +245,10 @@ def _open_postgres(url: str) -> Connection | None:
 
 
 def _sum_columns(statement: _Statement) -> str:
-    counts = [f"COALESCE(SUM({name}), 0)" for name in _SUMS[:-1]]
+    # PostgreSQL sums BIGINTs as NUMERIC, read as a Decimal each: counts come back
+    # as BIGINT instead (a sum past 2**63 fails, and the full path answers it).
+    cast = "::bigint" if statement.postgres else ""
+    counts = [f"COALESCE(SUM({name}), 0){cast}" for name in _SUMS[:-1]]
     return ", ".join([*counts, statement.money_sum()])
 
 
