@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
-
-from typing_extensions import Self
+from typing import Protocol, TypeVar
 
 from ..pricing import MONEY_CONTEXT, ZERO
 
@@ -31,6 +29,10 @@ class SummedRow(Protocol):
     def cost(self) -> Decimal: ...
 
 
+# typing_extensions.Self would cost the report command a few ms to import.
+AnyTotals = TypeVar("AnyTotals", bound="ReportTotals")
+
+
 @dataclass
 class ReportTotals:
     """Exact sums over report rows (a report's totals line, a dashboard's figures)."""
@@ -42,7 +44,7 @@ class ReportTotals:
     cost: Decimal = ZERO
 
     @classmethod
-    def of(cls, rows: Iterable[SummedRow]) -> Self:
+    def of(cls: type[AnyTotals], rows: Iterable[SummedRow]) -> AnyTotals:
         totals = cls()
         for row in rows:
             totals.add(row)
