@@ -37,7 +37,6 @@ from ..core.jsonio import format_time
 from ..core.timeframes import parse_timeframe
 from ..errors import AgentMeterValidationError
 from ..pricing import MAX_DECIMAL_PLACES, MONEY_CONTEXT, ZERO, to_total
-from . import sqlite_money
 from .rollup_layout import (
     DAY_MICROS,
     HOUR_MICROS,
@@ -215,7 +214,6 @@ def _open_sqlite(url: str) -> Connection | None:
         connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:
         return None
-    sqlite_money.register(connection)
     return connection, False, (sqlite3.Error,)
 
 

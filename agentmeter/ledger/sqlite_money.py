@@ -1,9 +1,9 @@
 """Exact money in SQL on SQLite: functions registered on each connection.
 
 SQLite has no exact decimal type: the ledger stores money as decimal text,
-and these sum, add and order it with Python's Decimal. Every connection that
-reads or writes money has them (``register``), the ledger's engine and the
-driver-only report reader alike.
+and these sum, add and order it with Python's Decimal, on every connection
+of the ledger's engine (``register``). Kept apart from ``dialect.py`` so
+that they import no SQLAlchemy.
 """
 
 from __future__ import annotations
