@@ -290,16 +290,28 @@ def bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
+# Settings the client's config refuses when out of range: when set, only the
+# client path can say so (its answer, error included, is the command's).
+_CHECKED_SETTINGS = ("AGENTMETER_TIMEOUT", "AGENTMETER_RETRY_ATTEMPTS")
+
+
 def _named_ledger(flags: dict[str, Any]) -> bool:
-    """A ledger URL given, not the default file (whose use the client announces)."""
+    """A ledger URL given, not the default file (whose use the client announces),
+    and no setting the client would have to check first."""
+    if any(os.environ.get(name) for name in _CHECKED_SETTINGS):
+        return False
     return bool(flags["db"] or flags["base_url"] or os.environ.get("AGENTMETER_BASE_URL"))
 
 
 def _project(flags: dict[str, Any]) -> str:
-    """The project the client would read: the flag, AGENTMETER_PROJECT_ID, the default."""
+    """The project the client would read: the flag (``""`` too: it hides the
+    variable), else AGENTMETER_PROJECT_ID, else the embedded default."""
     from ..transport.defaults import DEFAULT_PROJECT_ID
 
-    return flags["project_id"] or os.environ.get("AGENTMETER_PROJECT_ID") or DEFAULT_PROJECT_ID
+    chosen = flags["project_id"]
+    if chosen is None:
+        chosen = os.environ.get("AGENTMETER_PROJECT_ID")
+    return chosen or DEFAULT_PROJECT_ID
 
 
 def project_of(client: AgentMeterClient) -> str | None:

@@ -90,10 +90,14 @@ def stats(
 def _timeframe(timeframe: str, days: int | None) -> str:
     if days is None:
         return timeframe
-    source = click.get_current_context().get_parameter_source("timeframe")
-    if source is ParameterSource.COMMANDLINE:
+    if _both_given():
         raise click.UsageError("give either --days or --timeframe, not both")
     return f"{days} days"
+
+
+def _both_given() -> bool:
+    source = click.get_current_context().get_parameter_source("timeframe")
+    return source is ParameterSource.COMMANDLINE
 
 
 def _stats_from_rollups(
@@ -103,8 +107,10 @@ def _stats_from_rollups(
     """The totals read with the database's driver alone (see ``ledger/fast_reports.py``)."""
     from ..ledger.fast_reports import RollupReader
 
+    if all_projects or (days is not None and _both_given()):
+        return False  # the client path's errors come in its own order
     timeframe = _timeframe(timeframe, days)
-    reader = None if all_projects else RollupReader.open(url, project_id)
+    reader = RollupReader.open(url, project_id)
     if reader is None:
         return False
     with contextlib.closing(reader):

@@ -9,7 +9,7 @@ and the SQL below, and answers None to anything else: metadata groups,
 every project, a ledger at another schema version, a URL or a value it
 does not read, any database error. The caller then takes the full path
 (the client over the ledger), which also gives every error its message.
-Nothing here writes (SQLite files are opened read-only), and a project
+Nothing here writes (SQLite connections are ``query_only``), and a project
 with no row reads as no events, as on the full path.
 
 The SQL is the full path's (``queries.py`` over ``rollups.facts``) spelled
@@ -23,20 +23,18 @@ database, NULL first. Both paths give the same rows to the last digit
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..core.groups import GROUP_COLUMNS
 from ..core.jsonio import format_time
 from ..core.timeframes import parse_timeframe
 from ..errors import AgentMeterValidationError
 from ..pricing import MAX_DECIMAL_PLACES, MONEY_CONTEXT, ZERO, to_total
+from .fast_connect import Connection, open_postgres, open_sqlite
 from .rollup_layout import (
     DAY_MICROS,
     HOUR_MICROS,
@@ -105,9 +103,6 @@ class _Statement:
         return "COALESCE(SUM(cost), 0)" if self.postgres else "group_concat(cost, ',')"
 
 
-Connection = tuple[Any, bool, tuple[type[Exception], ...]]  # driver's, PostgreSQL?, its errors
-
-
 class RollupReader:
     """One read-only connection to a ledger at this schema version, for one project."""
 
@@ -120,7 +115,12 @@ class RollupReader:
         """A reader, or None when this ledger is for the full path (see above)."""
         if not _plain(project_id) or len(project_id) > 256:
             return None
-        connection = _open_sqlite(url) if url.startswith("sqlite:") else _open_postgres(url)
+        if url.startswith("sqlite:///"):
+            connection = open_sqlite(url)
+        elif url.startswith("postgresql+psycopg://"):  # as written: the full path says the rest
+            connection = open_postgres(url)
+        else:
+            return None
         if connection is None:
             return None
         reader = cls(connection, project_id)
@@ -150,7 +150,10 @@ class RollupReader:
         span = (_micros(start), _micros(end))
         sql = _report_sql(statement, layout, columns, granularity, self.project_id, span, filters)
         found = self._rows(sql, statement.params)
-        return None if found is None else _report_rows(found, columns, granularity)
+        try:
+            return None if found is None else _report_rows(found, columns, granularity)
+        except (ArithmeticError, ValueError, AgentMeterValidationError):
+            return None  # a stored sum no valid write makes: the full path says which
 
     def stats(self, timeframe: str, now: int) -> RolledStats | None:
         """``GET /api/meter/stats``' totals up to ``now`` (micros), or None."""
@@ -168,13 +171,17 @@ class RollupReader:
         if not found:
             return None
         events, api_calls, tokens_in, tokens_out, cost = found[0]
+        try:
+            total_cost = to_total(_money(cost) or ZERO, "total_cost")
+        except (ArithmeticError, ValueError, AgentMeterValidationError):
+            return None
         return RolledStats(
             timeframe=timeframe.strip(),
             total_events=int(events),
             total_api_calls=int(api_calls),
             total_tokens_in=int(tokens_in),
             total_tokens_out=int(tokens_out),
-            total_cost=to_total(_money(cost) or ZERO, "total_cost"),
+            total_cost=total_cost,
         )
 
     def _current(self) -> bool:
@@ -201,45 +208,6 @@ def _micros(moment: datetime | None) -> int | None:
         moment = moment.replace(tzinfo=timezone.utc)
     delta = moment - _EPOCH
     return (delta.days * 86400 + delta.seconds) * MICROS + delta.microseconds
-
-
-def _open_sqlite(url: str) -> Connection | None:
-    path = url.removeprefix("sqlite:///")
-    if path == url or not path or any(mark in path for mark in "?%~:") or path.endswith("/"):
-        return None  # memory, URIs, options, escapes: the full path reads those
-    file = Path(path)
-    if not file.is_file():
-        return None
-    try:
-        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error:
-        return None
-    return connection, False, (sqlite3.Error,)
-
-
-def _open_postgres(url: str) -> Connection | None:
-    parts = urlsplit(url)
-    if parts.scheme != "postgresql+psycopg" or "," in parts.netloc or parts.fragment:
-        return None
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    try:
-        settings = {
-            "host": parts.hostname,
-            "port": parts.port,
-            "user": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None,
-            "dbname": unquote(parts.path.removeprefix("/")) or None,
-            **dict(parse_qsl(parts.query)),
-        }
-        given: dict[str, Any] = {name: value for name, value in settings.items() if value}
-        given.setdefault("connect_timeout", 10)  # a host that never answers: the full path says so
-        connection = psycopg.connect(autocommit=True, **given)
-    except (ValueError, psycopg.Error):
-        return None
-    return connection, True, (psycopg.Error,)
 
 
 def _sum_columns(statement: _Statement) -> str:
@@ -369,10 +337,10 @@ def _money(summed: Decimal | str | None) -> Decimal:
 
 def _total(money: Decimal) -> Decimal:
     """``to_total``'s canonical form, checked cheaply first: a sum of stored costs
-    is finite and not negative; only zero (``0.000`` is shown as ``0``) and an
-    exponent out of the usual range take the full check."""
+    is finite and positive; zero (``0.000`` is shown as ``0``), an exponent out of
+    the usual range and a value no valid write stores take the full check."""
     exponent = money.as_tuple().exponent
-    if money and isinstance(exponent, int) and -MAX_DECIMAL_PLACES <= exponent <= 0:
+    if money > 0 and isinstance(exponent, int) and -MAX_DECIMAL_PLACES <= exponent <= 0:
         return money
     return to_total(money, "cost")
 

@@ -87,9 +87,37 @@ def test_a_missing_ledger_file_still_gets_its_error(am: Runner, tmp_path: Any) -
     assert done.exit_code == 2
     assert "no ledger file" in done.stderr
     assert not missing.exists()
+    # The ledger is checked before the options, as on the client path.
+    backwards = ["--since", "2025-03-01", "--until", "2025-02-01"]
+    done = am("report", *backwards, "--db", f"sqlite:///{missing}")
+    assert "no ledger file" in done.stderr
+    done = am("stats", "--days", "3", "--timeframe", "all", "--db", f"sqlite:///{missing}")
+    assert "no ledger file" in done.stderr
 
 
-def test_a_bad_range_is_a_usage_error_before_any_read(am: Runner, ledger_url: str) -> None:
+def test_a_bad_range_is_a_usage_error(am: Runner, ledger_url: str) -> None:
     done = am("report", "--since", "2025-03-01", "--until", "2025-02-01", "--db", ledger_url)
     assert done.exit_code == 2
     assert "--until" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        (["--project-id", ""], {"AGENTMETER_PROJECT_ID": "p"}),  # "" hides the variable
+        ([], {"AGENTMETER_PROJECT_ID": "p"}),
+        (["--project-id", "p"], {"AGENTMETER_TIMEOUT": "0"}),  # the client refuses it
+        (["--project-id", "p"], {"AGENTMETER_RETRY_ATTEMPTS": "99"}),
+    ],
+)
+def test_settings_read_as_the_client_reads_them(
+    am: Runner, ledger_url: str, monkeypatch: pytest.MonkeyPatch, flags: list[str],
+    env: dict[str, str],
+) -> None:  # fmt: skip
+    command = ["stats", "--timeframe", "all", "--format", "csv", "--db", ledger_url, *flags]
+    fast = am(*command, env=env)
+    monkeypatch.setattr(RollupReader, "open", classmethod(lambda cls, *args: None))
+    full = am(*command, env=env)
+    assert (fast.exit_code, fast.stdout, fast.stderr) == (
+        full.exit_code, full.stdout, full.stderr,
+    )  # fmt: skip

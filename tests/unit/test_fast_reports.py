@@ -189,3 +189,38 @@ def test_the_reader_loads_no_sqlalchemy_and_no_pydantic():
     command = [sys.executable, "-c", script]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_stored_sum_no_valid_write_makes_goes_to_the_full_path(
+    ledger: Ledger, reader: RollupReader
+) -> None:
+    ledger.record_events([make((1, "bob", "a1", None, 60, Decimal("1.5"), "instant"))])
+    assert reader.report("day", ["user"], None, None) is not None
+    detail = rollup_metadata.tables["usage_day_user"]
+    with ledger.writing() as connection:
+        connection.execute(update(detail).values(cost=Decimal("-1.5")))
+    assert reader.report("day", ["user"], None, None) is None  # to_total refuses it there
+
+
+def test_urls_the_full_path_reads_its_own_way_go_there(ledger: Ledger) -> None:
+    upper = ledger.url.replace("sqlite:///", "SQLITE:///").replace("postgresql+", "POSTGRESQL+")
+    assert RollupReader.open(upper, "p") is None  # SQLAlchemy refuses the scheme
+    if not ledger.url.startswith("postgresql"):
+        return
+    for query in ("autocommit=false", "host=h1&host=h2", "client_encoding=sql_ascii"):
+        # a psycopg argument, SQLAlchemy's multi-host form, text as bytes
+        assert RollupReader.open(f"{ledger.url}?{query}", "p") is None, query
+    opened = RollupReader.open(f"{ledger.url}?application_name=report", "p")
+    assert opened is not None
+    opened.close()
+
+
+def test_a_sqlite_read_leaves_no_files_beside_the_ledger(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    Ledger.open(url).close()
+    before = sorted(path.name for path in tmp_path.iterdir())
+    opened = RollupReader.open(url, "p")
+    assert opened is not None
+    assert opened.report("day", [], None, None) == []
+    opened.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == before == ["ledger.db"]
