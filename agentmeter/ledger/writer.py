@@ -44,7 +44,8 @@ class HeldWriter:
         self.engine = engine
         self._held: Connection | None = None
         self._pid = os.getpid()
-        self._busy_ms: int | None = None
+        self._busy_ms = 0  # the held connection's busy_timeout, while it is set to 0
+        self._refusing = False  # whether it is set to 0 (the last write would not wait)
 
     @contextmanager
     def transaction(self, *, wait: bool = True) -> Iterator[Connection]:
@@ -54,7 +55,7 @@ class HeldWriter:
         :class:`~.nowait.WouldWait` at once instead of waiting ``busy_timeout``."""
         connection = self._connection()
         if wait:
-            driver_sql.execute(connection, "BEGIN IMMEDIATE")
+            self._begin(connection)
         else:
             self._begin_now(connection)
         try:
@@ -67,18 +68,24 @@ class HeldWriter:
             self._roll_back(connection)
             raise
 
+    def _begin(self, connection: Connection) -> None:
+        if self._refusing:  # after a write that would not wait: wait as configured again
+            driver_sql.execute(connection, f"PRAGMA busy_timeout={self._busy_ms}")
+            self._refusing = False
+        driver_sql.execute(connection, "BEGIN IMMEDIATE")
+
     def _begin_now(self, connection: Connection) -> None:
-        if self._busy_ms is None:  # the connection's own setting, restored after
-            self._busy_ms = int(driver_sql.execute(connection, "PRAGMA busy_timeout").fetchone()[0])
-        driver_sql.execute(connection, "PRAGMA busy_timeout=0")
+        if not self._refusing:  # the setting is changed only when the kind of write changes
+            row = driver_sql.execute(connection, "PRAGMA busy_timeout").fetchone()
+            self._busy_ms = int(row[0])
+            driver_sql.execute(connection, "PRAGMA busy_timeout=0")
+            self._refusing = True
         try:
             driver_sql.execute(connection, "BEGIN IMMEDIATE")
         except OperationalError as exc:
             if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY:
                 raise WouldWait("another connection holds the write lock") from None
             raise
-        finally:
-            driver_sql.execute(connection, f"PRAGMA busy_timeout={self._busy_ms}")
 
     def _connection(self) -> Connection:
         if self._held is not None and self._pid == os.getpid():
@@ -88,7 +95,7 @@ class HeldWriter:
         raw = self.engine.raw_connection()
         raw.detach()
         self._held, self._pid = Connection(self.engine, raw), os.getpid()
-        self._busy_ms = None
+        self._refusing = False
         return self._held
 
     def _roll_back(self, connection: Connection) -> None:
