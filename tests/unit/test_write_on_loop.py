@@ -31,10 +31,10 @@ def _event(number: int) -> InstantPayEvent:
 
 
 def _body(number: int) -> dict[str, Any]:
-    return {"id": f"evt_{number}", "project_id": "p", "user_id": "u", "agent_id": "a"} | {
-        "payment_type": "instant_pay",
-        "amount": "0.25",
-    }
+    return {
+        "id": f"evt_{number}", "project_id": "p", "user_id": "u", "agent_id": "a",
+        "payment_type": "instant_pay", "amount": "0.25",
+    }  # fmt: skip
 
 
 def _count(ledger: Ledger) -> int:
