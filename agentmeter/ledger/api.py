@@ -38,6 +38,7 @@ from .event_input import (
     parse_wire_event,
     rejection,
 )
+from .nowait import WouldWait
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 M = TypeVar("M", bound=AgentMeterModel)
@@ -116,7 +117,11 @@ class LedgerAPI:
 
     # ------------------------------------------------------------ events
 
-    def record_event(self, who: Principal, body: Any) -> dict[str, Any]:
+    def record_event(self, who: Principal, body: Any, *, now: bool = False) -> dict[str, Any]:
+        """``now``: store without waiting (on an event loop), or raise
+        ``nowait.WouldWait`` before anything is stored."""
+        if now and who.is_admin:  # an admin's write may look its project up first
+            raise WouldWait("an admin's event is written on a worker thread")
         if not isinstance(body, Mapping):
             raise WireError(400, "bad_request", "the body must be a JSON object")
         event, metadata = parse_wire_event(body)
@@ -125,7 +130,7 @@ class LedgerAPI:
         if too_late is not None:
             raise too_late
         self.require_projects(who, [event.project_id])
-        stored = self.ledger.record_events([event], [metadata])[0]
+        stored = self.ledger.record_events([event], [metadata], wait=not now)[0]
         if stored.conflicts:
             raise idempotency_conflict(event.id, stored.conflicts)
         return {

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, Engine
 
 from .dialect import MICROS
-from .nowait import NoWaitReads
+from .nowait import NoWaitReads, WouldWait
 from .writer import HeldWriter
 
 
@@ -46,17 +46,26 @@ class LedgerBase:
         self.writer = HeldWriter(engine) if self.nowait.database is not None else None
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """One write transaction (on SQLite it holds the write lock from BEGIN)."""
-        if self._write_lock is None:
+    def writing(self, *, wait: bool = True) -> Iterator[Connection]:
+        """One write transaction (on SQLite it holds the write lock from BEGIN).
+
+        ``wait=False``: begin now or raise :class:`~.nowait.WouldWait` (the
+        write lock is taken, or the ledger is not a SQLite file)."""
+        if self._write_lock is None or (self.writer is None and not wait):
+            if not wait:
+                raise WouldWait("only a SQLite file's writer can begin without waiting")
             yield from self._transaction()
             return
-        with self._write_lock:
+        if not self._write_lock.acquire(blocking=wait):
+            raise WouldWait("another write holds the write lock")
+        try:
             if self.writer is None:
                 yield from self._transaction()
                 return
-            with self.writer.transaction() as connection:
+            with self.writer.transaction(wait=wait) as connection:
                 yield connection
+        finally:
+            self._write_lock.release()
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent's threads (and any lock they held) are gone."""

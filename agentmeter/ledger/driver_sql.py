@@ -68,3 +68,18 @@ def read_one(engine: Engine, sql: str, params: Sequence[Any]) -> tuple[Any, ...]
     except sqlite3.Error as exc:
         raise _database_error(sql, exc) from exc
     return row
+
+
+def read_all(engine: Engine, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Every row of one ``SELECT`` on a pooled connection, outside a transaction
+    (one statement reads one consistent snapshot)."""
+    try:
+        raw = engine.raw_connection()
+        try:
+            driver: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+            rows: list[tuple[Any, ...]] = driver.execute(sql, params).fetchall()
+        finally:
+            raw.close()
+    except sqlite3.Error as exc:
+        raise _database_error(sql, exc) from exc
+    return rows

@@ -55,11 +55,17 @@ class StoredEvent:
 
 class EventWrites(LedgerBase):
     def record_events(
-        self, batch: Sequence[MeterEvent], metadata: Sequence[str] | None = None
+        self,
+        batch: Sequence[MeterEvent],
+        metadata: Sequence[str] | None = None,
+        *,
+        wait: bool = True,
     ) -> list[StoredEvent]:
         """Store the events not stored yet; answer for each what the ledger holds.
 
         ``metadata``: each event's metadata as JSON, when the caller has it already.
+        ``wait=False``: begin at once or raise :class:`~.nowait.WouldWait` (see
+        :meth:`~.base.LedgerBase.writing`).
         """
         if not batch:
             return []
@@ -70,7 +76,7 @@ class EventWrites(LedgerBase):
         ]
         # A time the sender left out is the ledger's "now": a resend gets another.
         times_given = ["timestamp" in event.model_fields_set for event in batch]
-        with self.writing() as connection:
+        with self.writing(wait=wait) as connection:
             new_keys = self._insert_new(connection, rows)
             new_rows = _first_new(rows, new_keys)
             charges = self._charge_meters(connection, new_rows, recorded_at)

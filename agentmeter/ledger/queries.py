@@ -25,6 +25,7 @@ from .dialect import money_order, money_sum, period_expr
 from .report_groups import Grouping
 from .rollups import choose, facts
 from .schema import events
+from .stats_sql import project_totals, window_params
 
 # The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
 MAX_SQL_INTEGER = 2**63 - 1
@@ -156,7 +157,17 @@ class Queries(LedgerBase):
         # clock skew, or before the server refused such times) waits for its time.
         now = now_micros()
         start = None if window is None else now - window // timedelta(microseconds=1)
-        source = facts(project_id, start, now + 1, {}, self._rollup([], {}, None))
+        if self.use_rollups:  # one statement built once (stats_sql.py)
+            totals = project_totals(self.engine, window_params(project_id, start, now + 1))
+            return MeterStats(
+                total_api_calls=totals.api_calls,
+                total_tokens_in=totals.tokens_in,
+                total_tokens_out=totals.tokens_out,
+                total_cost=totals.cost,
+                total_events=totals.events,
+                timeframe=timeframe,
+            )
+        source = facts(project_id, start, now + 1, {}, None)
         with self.reading() as connection:
             row = connection.execute(select(*self._sums(source))).one()
         return MeterStats(

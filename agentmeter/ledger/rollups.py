@@ -36,6 +36,9 @@ FACT_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
 def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str, Any]]) -> None:
     """Add new events (their stored rows) to every rollup: summed once per hour
     and combination of the detail columns, then each rollup from those sums."""
+    if dialect == "sqlite" and isinstance(rows, list) and len(rows) == 1:
+        _add_one_sqlite(connection, rows[0])  # most writes: nothing to sum
+        return
     hourly: dict[tuple[Any, ...], list[Any]] = defaultdict(_no_usage)
     for row in rows:
         ts = row["ts"]
@@ -63,6 +66,18 @@ def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str
         ]
         if stored:
             _upsert(connection, dialect, rollup, sorted(stored, key=_sort_key))
+
+
+def _add_one_sqlite(connection: Connection, row: Mapping[str, Any]) -> None:
+    """One new event: each rollup's row straight from it, as :func:`add_rollups` sums it."""
+    ts = row["ts"]
+    sums = (1, row["api_calls"], row["tokens_in"], row["tokens_out"], money_text(row["total_cost"]))
+    details = [row[name] for name in DETAIL_COLUMNS]
+    for rollup, positions in _POSITIONS:
+        key = rollup.stored_key(tuple(details[i] for i in positions))
+        bucket = ts - ts % rollup.grain
+        sql = _SQLITE_UPSERTS[rollup.table.name]
+        driver_sql.execute(connection, sql, (row["project_id"], bucket, *key, *sums))
 
 
 def _no_usage() -> list[Any]:
@@ -111,6 +126,8 @@ def _sqlite_upsert(rollup: Rollup) -> str:
 
 
 _SQLITE_UPSERTS = {rollup.table.name: _sqlite_upsert(rollup) for rollup in ROLLUPS}
+# Each rollup, and where its columns are among DETAIL_COLUMNS.
+_POSITIONS = [(r, [DETAIL_COLUMNS.index(name) for name in r.columns]) for r in ROLLUPS]
 
 
 def choose(

@@ -28,10 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from . import driver_sql
+from .nowait import WouldWait
 
 logger = logging.getLogger("agentmeter")
+_SQLITE_BUSY = 5  # sqlite3.SQLITE_BUSY, a primary result code (typeshed lacks the name)
 
 
 class HeldWriter:
@@ -41,12 +44,20 @@ class HeldWriter:
         self.engine = engine
         self._held: Connection | None = None
         self._pid = os.getpid()
+        self._busy_ms = 0  # the held connection's busy_timeout, while it is set to 0
+        self._refusing = False  # whether it is set to 0 (the last write would not wait)
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or a rollback on any exception)."""
+    def transaction(self, *, wait: bool = True) -> Iterator[Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or a rollback on any exception).
+
+        ``wait=False``: if another connection holds SQLite's write lock, raise
+        :class:`~.nowait.WouldWait` at once instead of waiting ``busy_timeout``."""
         connection = self._connection()
-        driver_sql.execute(connection, "BEGIN IMMEDIATE")
+        if wait:
+            self._begin(connection)
+        else:
+            self._begin_now(connection)
         try:
             yield connection
             if connection.in_transaction():  # SQLAlchemy ran statements: its commit is ours
@@ -57,6 +68,25 @@ class HeldWriter:
             self._roll_back(connection)
             raise
 
+    def _begin(self, connection: Connection) -> None:
+        if self._refusing:  # after a write that would not wait: wait as configured again
+            driver_sql.execute(connection, f"PRAGMA busy_timeout={self._busy_ms}")
+            self._refusing = False
+        driver_sql.execute(connection, "BEGIN IMMEDIATE")
+
+    def _begin_now(self, connection: Connection) -> None:
+        if not self._refusing:  # the setting is changed only when the kind of write changes
+            row = driver_sql.execute(connection, "PRAGMA busy_timeout").fetchone()
+            self._busy_ms = int(row[0])
+            driver_sql.execute(connection, "PRAGMA busy_timeout=0")
+            self._refusing = True
+        try:
+            driver_sql.execute(connection, "BEGIN IMMEDIATE")
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY:
+                raise WouldWait("another connection holds the write lock") from None
+            raise
+
     def _connection(self) -> Connection:
         if self._held is not None and self._pid == os.getpid():
             return self._held
@@ -65,6 +95,7 @@ class HeldWriter:
         raw = self.engine.raw_connection()
         raw.detach()
         self._held, self._pid = Connection(self.engine, raw), os.getpid()
+        self._refusing = False
         return self._held
 
     def _roll_back(self, connection: Connection) -> None:

@@ -5,7 +5,8 @@ For every request FastAPI's handler solves the endpoint's dependencies
 Starlette's exception handling, which the app's exception middleware does
 again outside it: on a 2-vCPU VM about 60 µs of CPU, a fifth of what a bare
 FastAPI request costs (``docs/benchmarks.md``, issue 21). The routes every
-client calls (an event, a meter read, health) are still declared as usual,
+client calls (an event, a meter read, health) and the dashboard's and CLI's
+small reads (stats, the event list) are still declared as usual,
 so the OpenAPI document is unchanged, but their requests go to the endpoint
 straight from the router: the key checked first, as the dependency did;
 errors raised to the app's exception middleware, which answers them as
