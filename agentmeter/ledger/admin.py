@@ -155,7 +155,14 @@ class AdminStore(Queries):  # billing records are priced by the report queries
         return _project(row), key
 
     def ensure_project(self, project_id: str, name: str) -> None:
-        """Make the project if it does not exist (no key: for embedded use)."""
+        """Make the project if it does not exist (no key: for embedded use).
+
+        An existing one is found by a read: no write lock is taken (a read-only
+        command on a ledger another process is writing need not wait)."""
+        with self.reading() as connection:
+            found = connection.execute(select(projects.c.id).where(projects.c.id == project_id))
+            if found.first() is not None:
+                return
         now = now_micros()
         with self.writing() as connection:
             exists = connection.execute(select(projects.c.id).where(projects.c.id == project_id))

@@ -14,7 +14,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -27,11 +27,12 @@ from .meters import MeterStore
 from .prices import PriceStore
 from .queries import Queries
 from .rollup_check import RollupCheck
-from .schema import migrate
+from .schema import migrate, schema_version
 from .sessions import SessionStore
 from .stripe_store import StripeStore
 from .summaries import SummaryQueries
 from .unpriced import UnpricedQueries
+from .version import SCHEMA_VERSION
 from .webhook_store import WebhookStore
 
 
@@ -81,9 +82,10 @@ class Ledger(
             ) from None
         ledger = cls(engine, url)
         try:
-            with ledger.writing() as connection:
-                _check_is_ledger(connection, ledger, create=create or sqlite_file is None)
-                migrate(connection)
+            if not _is_current(ledger):
+                with ledger.writing() as connection:
+                    _check_is_ledger(connection, ledger, create=create or sqlite_file is None)
+                    migrate(connection)
         except DBAPIError as exc:
             ledger.close()
             raise _open_error(exc, ledger) from None
@@ -134,6 +136,16 @@ def _check_sqlite_file(path: Path, *, create: bool) -> None:
         raise AgentMeterConfigurationError(
             f"{path} is not an agentmeter ledger (it holds other tables); nothing was written"
         )
+
+
+def _is_current(ledger: Ledger) -> bool:
+    """Whether the schema is at this version already: then opening takes no write
+    lock (a read command on a busy or read-only ledger need not wait for one)."""
+    with ledger.reading() as connection:
+        if not inspect(connection).has_table("schema_version"):
+            return False
+        stored = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
+    return bool(stored == SCHEMA_VERSION)
 
 
 def _check_is_ledger(connection: Connection, ledger: Ledger, *, create: bool) -> None:
