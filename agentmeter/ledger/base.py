@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine
 
-from .dialect import MICROS
+from .micros import from_micros as from_micros
+from .micros import now_micros as now_micros
+from .micros import to_micros as to_micros
 from .nowait import NoWaitReads, WouldWait
 from .writer import HeldWriter
-
-
-def to_micros(moment: datetime) -> int:
-    """UTC microseconds since the epoch, exactly (no float on the way)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * MICROS + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    seconds, rest = divmod(micros, MICROS)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return moment.replace(microsecond=rest)
-
-
-def now_micros() -> int:
-    return time.time_ns() // 1000
 
 
 class LedgerBase:

@@ -34,9 +34,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..errors import AgentMeterConfigurationError
 from ..pricing import money_text
 from . import driver_sql, sqlite_money
-from .rollup_layout import DAY_MICROS as DAY_MICROS
-from .rollup_layout import HOUR_MICROS as HOUR_MICROS
-from .rollup_layout import MICROS as MICROS
+from .micros import DAY_MICROS as DAY_MICROS
+from .micros import HOUR_MICROS as HOUR_MICROS
+from .micros import MICROS as MICROS
 from .sqlite_money import decimal_key as decimal_key
 
 

@@ -25,27 +25,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from ..core.groups import GROUP_COLUMNS
-from ..core.jsonio import format_time
 from ..core.timeframes import parse_timeframe
 from ..errors import AgentMeterValidationError
 from ..pricing import MAX_DECIMAL_PLACES, MONEY_CONTEXT, ZERO, to_total
 from .fast_connect import Connection, open_postgres, open_sqlite
-from .rollup_layout import (
-    DAY_MICROS,
-    HOUR_MICROS,
-    MICROS,
-    RollupLayout,
-    choose_layout,
-    whole_buckets,
-)
+from .micros import DAY_MICROS, HOUR_MICROS, MICROS, period_label, to_micros
+from .rollup_layout import RollupLayout, choose_layout, whole_buckets
 from .version import SCHEMA_VERSION
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SUMS = ("n", "api_calls", "tokens_in", "tokens_out", "cost")
 _GROUP_FIELDS = ("user_id", "agent_id", "payment_type", "model")  # RolledRow's order
 
@@ -147,7 +139,10 @@ class RollupReader:
         if layout is None:
             return None
         statement = _Statement(self.postgres)
-        span = (_micros(start), _micros(end))
+        span = (
+            None if start is None else to_micros(start),
+            None if end is None else to_micros(end),
+        )
         sql = _report_sql(statement, layout, columns, granularity, self.project_id, span, filters)
         found = self._rows(sql, statement.params)
         try:
@@ -196,18 +191,13 @@ class RollupReader:
             return None
 
 
+def _micros(moment: datetime | None) -> int | None:
+    return None if moment is None else to_micros(moment)
+
+
 def _plain(value: str) -> bool:
     """Printable ASCII: what the full path's checks pass as it is (else it answers)."""
     return bool(value) and value.isascii() and value.isprintable()
-
-
-def _micros(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * MICROS + delta.microseconds
 
 
 def _sum_columns(statement: _Statement) -> str:
@@ -317,7 +307,7 @@ def _report_rows(
         period = found_row[0]
         label = labels.get(period)
         if label is None:
-            label = labels[period] = _label(period, granularity)
+            label = labels[period] = period_label(period, granularity)
         events, api_calls, tokens_in, tokens_out, cost = found_row[width + 1 :]
         groups = [found_row[pick] if pick else None for pick in picks]
         cost = _total(_money(cost))
@@ -343,11 +333,3 @@ def _total(money: Decimal) -> Decimal:
     if money > 0 and isinstance(exponent, int) and -MAX_DECIMAL_PLACES <= exponent <= 0:
         return money
     return to_total(money, "cost")
-
-
-def _label(period: Any, granularity: str) -> str:
-    """``queries.period_label``: RFC 3339 for an hour, the date for a day, YYYY-MM."""
-    if granularity == "month":
-        return str(period)
-    moment = _EPOCH + timedelta(microseconds=int(period))
-    return format_time(moment) if granularity == "hour" else moment.date().isoformat()

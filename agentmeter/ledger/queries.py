@@ -22,6 +22,7 @@ from ..models import MeterStats, ReportRow
 from ..pricing import ZERO, money_text, to_total
 from .base import LedgerBase, from_micros, now_micros, to_micros
 from .dialect import money_order, money_sum, period_expr
+from .micros import period_label as period_label
 from .report_groups import Grouping
 from .rollups import choose, facts
 from .schema import events
@@ -272,13 +273,6 @@ def _time_range(statement: Select[Any], start: Any, end: Any) -> Select[Any]:
     if end is not None:
         statement = statement.where(events.c.ts < to_micros(end))
     return statement
-
-
-def period_label(value: Any, granularity: str) -> str:
-    if granularity in ("month", "all"):
-        return str(value)
-    moment = from_micros(int(value))
-    return format_time(moment) if granularity == "hour" else moment.date().isoformat()
 
 
 def _report_rows(result: Any, granularity: str, grouping: Grouping) -> list[ReportRow]:

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MICROS = 1_000_000
-HOUR_MICROS = 3600 * MICROS
-DAY_MICROS = 86400 * MICROS
+from .micros import DAY_MICROS, HOUR_MICROS
+
 DETAIL_COLUMNS = ("user_id", "agent_id", "model", "payment_type")
 _GRAIN_OF = {"hour": HOUR_MICROS, "day": DAY_MICROS, "month": DAY_MICROS}  # month: whole days
 

@@ -21,30 +21,25 @@ the driver, like the other statements every request runs (:mod:`.driver_sql`).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, Select, bindparam, func, literal_column, select, union_all
 
-from ..pricing import MONEY_CONTEXT, ZERO
+from ..core.report_totals import ReportTotals
+from ..pricing import MONEY_CONTEXT
 from . import driver_sql
 from .dialect import money_sum
+from .rollup_layout import whole_buckets
 from .rollup_schema import ROLLUPS
 from .schema import events
 
 HOURLY = ROLLUPS[0]  # per hour and model: the smallest hourly rollup
 
 
-@dataclass
-class Totals:
-    events: int = 0
-    api_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: Decimal = ZERO
-
-    def add(self, row: Any, sign: int) -> None:
+class Totals(ReportTotals):
+    def add_signed(self, row: Any, sign: int) -> None:
+        """A part's sums (part, events, API calls, tokens, cost), added or taken off."""
         self.events += sign * int(row[1])
         self.api_calls += sign * int(row[2])
         self.tokens_in += sign * int(row[3])
@@ -56,12 +51,15 @@ class Totals:
 def window_params(project_id: str, start: int | None, end: int) -> dict[str, Any]:
     """The statement's parameters for ``start <= ts < end`` (micros; ``start`` None: no start)."""
     grain = HOURLY.grain
-    last = end // grain * grain  # the bucket holding ``end``: summed whole, its rest taken off
+    first, last = whole_buckets(grain, start, end)
+    assert (
+        last is not None
+    )  # ``last``: the bucket holding ``end``, summed whole, its rest taken off
     params: dict[str, Any] = {"project_id": project_id, "last": last, "end": end}
     params["after"] = last + grain
     if start is not None:
         params["start"] = start
-        params["first"] = -(-start // grain) * grain  # the first whole bucket
+        params["first"] = first  # the first whole bucket
     return params
 
 
@@ -78,7 +76,7 @@ def project_totals(engine: Engine, params: dict[str, Any]) -> Totals:
             rows = list(connection.execute(_statement(engine.dialect.name, has_start), params))
     totals = Totals()
     for row in rows:
-        totals.add(row, -1 if row[0] == "after" else 1)
+        totals.add_signed(row, -1 if row[0] == "after" else 1)
     return totals
 
 
