@@ -40,6 +40,7 @@ from .version import SCHEMA_VERSION
 
 _SUMS = ("n", "api_calls", "tokens_in", "tokens_out", "cost")
 _GROUP_FIELDS = ("user_id", "agent_id", "payment_type", "model")  # RolledRow's order
+_GRAINS = {"hour": HOUR_MICROS, "day": DAY_MICROS}  # a period a rollup's buckets can be
 
 
 class RolledRow(NamedTuple):
@@ -212,6 +213,8 @@ def _report_sql(
     statement: _Statement, layout: RollupLayout, columns: list[str], granularity: str,
     project_id: str, span: tuple[int | None, int | None], filters: dict[str, str | None],
 ) -> str:  # fmt: skip
+    if _stored_as_reported(layout, columns, granularity, span):
+        return _stored_rows(statement, layout, columns, project_id, span, filters)
     period = _period(statement, granularity)
     groups = ", ".join(["period", *columns])
     order = ", ".join(["period", *(f"{column} ASC NULLS FIRST" for column in columns)])
@@ -220,6 +223,33 @@ def _report_sql(
         f"SELECT {period} AS period{''.join(', ' + c for c in columns)}, "  # noqa: S608
         f"{_sum_columns(statement)} FROM ({facts}) AS facts GROUP BY {groups} ORDER BY {order}"
     )
+
+
+def _stored_as_reported(
+    layout: RollupLayout, columns: list[str], granularity: str, span: tuple[int | None, int | None]
+) -> bool:
+    """Whether each row of ``layout`` is a report row as it is: keyed by exactly
+    the report's groups (never NULL) per the report's period, over whole periods."""
+    first, last = whole_buckets(layout.grain, *span)
+    return (
+        not layout.single
+        and set(columns) == set(layout.columns)
+        and layout.grain == _GRAINS.get(granularity)
+        and (first, last) == span
+        and (first is None or last is None or first < last)
+    )
+
+
+def _stored_rows(
+    statement: _Statement, layout: RollupLayout, columns: list[str], project_id: str,
+    span: tuple[int | None, int | None], filters: dict[str, str | None],
+) -> str:  # fmt: skip
+    """The report's SQL when :func:`_stored_as_reported`: no grouping, and (in the
+    table's key order) no sorting either."""
+    rolled = _rolled(statement, layout, columns, project_id, span, filters)
+    shown = ", ".join(["ts AS period", *columns, *_SUMS])
+    order = ", ".join(["ts", *columns])  # NOT NULL columns: NULLS FIRST changes nothing
+    return f"SELECT {shown} FROM ({rolled}) AS facts ORDER BY {order}"  # noqa: S608
 
 
 def _period(statement: _Statement, granularity: str) -> str:

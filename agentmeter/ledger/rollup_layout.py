@@ -34,6 +34,7 @@ LAYOUTS = (
     RollupLayout("usage_hour_model", HOUR_MICROS, ("model",)),
     RollupLayout("usage_hour_agent", HOUR_MICROS, ("agent_id",)),
     RollupLayout("usage_day_user", DAY_MICROS, ("user_id",)),
+    RollupLayout("usage_hour_agent_user", HOUR_MICROS, ("agent_id", "user_id")),
     RollupLayout("usage_hour_detail", HOUR_MICROS, DETAIL_COLUMNS),
 )
 

@@ -1,4 +1,4 @@
-"""The usage rollups' tables: exact sums per period and dimension (schema versions 7 and 9).
+"""The usage rollups' tables: exact sums per period and dimension (schema versions 7, 9, 10).
 
 Version 7: one table per (grain, dimension), per hour and model, per hour
 and agent, per day and user. Each row holds a project's events, API calls,
@@ -12,6 +12,12 @@ them (hour by agent and user) read when no one-dimension table fits. Its
 key is a digest of the four values (``detail_key``), because four long
 identifiers could exceed what a PostgreSQL index entry holds; the values
 themselves are plain columns.
+
+Version 10: ``usage_hour_agent_user``, a row per hour, agent and user: what
+a report of an hour by agent and user reads, instead of summing the detail's
+rows across models and payment types on every report. Its key is the two
+values themselves (two identifiers fit an index entry), so its rows come out
+of the key in the report's order.
 
 A one-dimension table stores a value as ``"v:" + value``, and a missing one
 (an event without a model) as ``""``: primary key columns cannot be NULL on
@@ -69,6 +75,17 @@ detail_table = Table(
     sqlite_with_rowid=False,  # one B-tree to update per write, not a table and its key
 )
 
+agent_user_table = Table(
+    "usage_hour_agent_user",
+    rollup_metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("agent_id", String(256), primary_key=True),
+    Column("user_id", String(256), primary_key=True),
+    *_sum_columns(),
+    sqlite_with_rowid=False,
+)
+
 
 @dataclass(frozen=True)
 class Rollup:
@@ -77,26 +94,41 @@ class Rollup:
     columns: tuple[str, ...]  # the events columns it keeps apart
 
     @property
+    def digested(self) -> bool:
+        """Whether a row's group is keyed by ``detail_key`` of its values."""
+        return "group_key" in self.table.c
+
+    @property
     def key_names(self) -> tuple[str, ...]:
         """The table's columns after project and bucket that name a row's group."""
-        return ("value",) if len(self.columns) == 1 else ("group_key", *self.columns)
+        if len(self.columns) == 1:
+            return ("value",)
+        return ("group_key", *self.columns) if self.digested else self.columns
+
+    @property
+    def unique_names(self) -> tuple[str, ...]:
+        """The primary key's columns after project and bucket."""
+        return self.key_names[:1] if self.digested else self.key_names
 
     def stored_key(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """``key_names``' values for a group's values of ``columns``."""
         if len(self.columns) == 1:
             return (encode(values[0]),)
-        return (detail_key(values), *values)
+        return (detail_key(values), *values) if self.digested else values
 
 
 _TABLES = {
     "usage_hour_model": _table("usage_hour_model", 200),
     "usage_hour_agent": _table("usage_hour_agent", 256),
     "usage_day_user": _table("usage_day_user", 256),
+    agent_user_table.name: agent_user_table,
     detail_table.name: detail_table,
 }
 # In the planner's order (rollup_layout.LAYOUTS): the smallest table that answers first.
 ROLLUPS = tuple(Rollup(_TABLES[layout.name], layout.grain, layout.columns) for layout in LAYOUTS)
 DETAIL = ROLLUPS[-1]
+AGENT_USER = ROLLUPS[-2]
+FIRST_ROLLUPS = ROLLUPS[:3]  # schema version 7's: per hour and model, hour and agent, day and user
 
 
 def detail_key(values: tuple[str | None, ...]) -> str:
@@ -123,8 +155,8 @@ def decoded(column: Any) -> Any:
 def rebuild_rollups(
     connection: Connection, events: Table, rollups: tuple[Rollup, ...] = ROLLUPS
 ) -> None:
-    """Every row of ``rollups`` from the stored ``events`` (schema steps 7 and 9,
-    ``ledger check --repair``)."""
+    """Every row of ``rollups`` from the stored ``events`` (schema steps 7, 9
+    and 10, ``ledger check --repair``)."""
     for rollup in rollups:
         connection.execute(rollup.table.delete())
         rows = expected_rows(connection, events, rollup)
@@ -151,7 +183,7 @@ def expected_rows(connection: Connection, events: Table, rollup: Rollup) -> list
         money_sum(dialect, events.c.total_cost).label("cost"),
     ).group_by(events.c.project_id, bucket, *groups)
     rows = [dict(row._mapping) for row in connection.execute(query)]
-    if len(rollup.columns) > 1:
+    if rollup.digested:
         for row in rows:
             row["group_key"] = detail_key(tuple(row[name] for name in rollup.columns))
     return rows

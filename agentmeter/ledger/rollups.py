@@ -60,12 +60,12 @@ def add_rollups(connection: Connection, dialect: str, rows: Iterable[Mapping[str
             for index in range(4):
                 total[index] += part[index]
             total[4] = MONEY_CONTEXT.add(total[4], part[4])
-        stored = [  # in key order: concurrent writers lock rows in one order
+        stored = [
             ((project_id, bucket, *rollup.stored_key(values)), total)
             for (project_id, bucket, values), total in sums.items()
         ]
         if stored:
-            _upsert(connection, dialect, rollup, sorted(stored, key=_sort_key))
+            _upsert(connection, dialect, rollup, _in_key_order(rollup, stored))
 
 
 def _add_one_sqlite(connection: Connection, row: Mapping[str, Any]) -> None:
@@ -84,9 +84,12 @@ def _no_usage() -> list[Any]:
     return [0, 0, 0, 0, Decimal(0)]
 
 
-def _sort_key(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
-    project_id, bucket, first, *_ = item[0]  # project, bucket and value or digest: unique
-    return (project_id, bucket, first)
+def _in_key_order(
+    rollup: Rollup, stored: list[tuple[tuple[Any, ...], list[Any]]]
+) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """Concurrent writers lock rows in one order: the primary key's (never None)."""
+    unique = 2 + len(rollup.unique_names)  # project, bucket, then the rest of the key
+    return sorted(stored, key=lambda item: item[0][:unique])
 
 
 def _upsert(
@@ -108,7 +111,7 @@ def _upsert(
     added["cost"] = money_add(dialect, table.c.cost, statement.excluded.cost)
     connection.execute(
         statement.on_conflict_do_update(
-            index_elements=["project_id", "bucket", rollup.key_names[0]], set_=added
+            index_elements=["project_id", "bucket", *rollup.unique_names], set_=added
         )
     )
 
@@ -120,7 +123,7 @@ def _sqlite_upsert(rollup: Rollup) -> str:
     return (
         f"INSERT INTO {rollup.table.name} ({', '.join(names)}) "  # noqa: S608
         f"VALUES ({', '.join('?' * len(names))}) "
-        f"ON CONFLICT (project_id, bucket, {rollup.key_names[0]}) DO UPDATE SET "
+        f"ON CONFLICT (project_id, bucket, {', '.join(rollup.unique_names)}) DO UPDATE SET "
         f"{increments}, cost = decimal_add(cost, excluded.cost)"
     )
 

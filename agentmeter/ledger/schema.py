@@ -41,7 +41,7 @@ from sqlalchemy.schema import CreateColumn
 
 from .alert_schema import alert_metadata, rebuild_spend_totals
 from .dialect import ExactDecimal
-from .rollup_schema import DETAIL, ROLLUPS, rebuild_rollups, rollup_metadata
+from .rollup_schema import AGENT_USER, DETAIL, FIRST_ROLLUPS, rebuild_rollups, rollup_metadata
 from .stripe_schema import stripe_metadata
 from .version import SCHEMA_VERSION
 
@@ -283,8 +283,8 @@ def _add_alerts(connection: Connection) -> None:
 def _add_rollups(connection: Connection) -> None:
     """Version 7: usage rollups per hour and model, hour and agent, day and
     user, built from the events already stored (new tables only)."""
-    rollup_metadata.create_all(connection, tables=[rollup.table for rollup in ROLLUPS[:3]])
-    rebuild_rollups(connection, events, ROLLUPS[:3])
+    rollup_metadata.create_all(connection, tables=[rollup.table for rollup in FIRST_ROLLUPS])
+    rebuild_rollups(connection, events, FIRST_ROLLUPS)
 
 
 def _add_stripe_sync(connection: Connection) -> None:
@@ -297,6 +297,13 @@ def _add_detail_rollup(connection: Connection) -> None:
     built from the events already stored (a new table only)."""
     DETAIL.table.create(connection)
     rebuild_rollups(connection, events, (DETAIL,))
+
+
+def _add_agent_user_rollup(connection: Connection) -> None:
+    """Version 10: the hourly rollup per agent and user, built from the events
+    already stored (a new table only)."""
+    AGENT_USER.table.create(connection)
+    rebuild_rollups(connection, events, (AGENT_USER,))
 
 
 def is_unpriced(metadata_text: str) -> bool:
@@ -319,6 +326,7 @@ STEPS: list[tuple[int, Callable[[Connection], None]]] = [
     (7, _add_rollups),
     (8, _add_stripe_sync),
     (9, _add_detail_rollup),
+    (10, _add_agent_user_rollup),
 ]
 
 

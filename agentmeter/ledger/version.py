@@ -2,4 +2,4 @@
 brings a database to, and what the SQL-only readers (``fast_reports.py``)
 expect. Kept apart so that reading it imports no SQLAlchemy."""
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10

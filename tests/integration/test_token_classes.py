@@ -291,7 +291,7 @@ def test_a_version_3_ledger_is_upgraded_to_4_keeping_every_row(ledger_url):
                 )
             ).all()
             indexes = {index["name"] for index in inspect(connection).get_indexes("events")}
-        assert version == SCHEMA_VERSION == 9
+        assert version == SCHEMA_VERSION == 10
         assert sorted((dict(row) for row in kept), key=lambda r: r["id"]) == rows
         marked = {row.id for row in added if row.unpriced}
         assert marked == {f"ev-{n:04d}" for n in range(1, 41) if n % 4 == 0}

@@ -149,7 +149,7 @@ def test_a_version_1_ledger_is_upgraded_keeping_every_row(ledger_url):
             key = inspect(connection).get_pk_constraint("events")["constrained_columns"]
             indexes = {index["name"] for index in inspect(connection).get_indexes("events")}
         # Every row and every column as it was, money to the last digit.
-        assert version == SCHEMA_VERSION == 9
+        assert version == SCHEMA_VERSION == 10
         assert sorted((dict(row) for row in stored), key=lambda r: r["id"]) == rows
         assert sorted(key) == ["id", "project_id"]
         assert {index.name for index in _V1_EVENTS.indexes} <= indexes

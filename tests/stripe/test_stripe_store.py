@@ -96,7 +96,7 @@ def test_a_version_7_ledger_gains_the_stripe_tables(tmp_path: Path) -> None:
         with again.reading() as connection:
             version = connection.execute(select(schema_version.c.version)).scalar_one()
             tables = set(inspect(connection).get_table_names())
-        assert version == SCHEMA_VERSION == 9
+        assert version == SCHEMA_VERSION == 10
         assert {"stripe_customers", "stripe_sync_log"} <= tables
         assert again.stats("p", "all").total_events == 1
         again.map_stripe_customer("p", "u", "cus_U")

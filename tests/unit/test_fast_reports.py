@@ -20,7 +20,9 @@ from sqlalchemy import update
 from agentmeter.core.wire import ReportQuery
 from agentmeter.ledger import Ledger
 from agentmeter.ledger.base import now_micros
-from agentmeter.ledger.fast_reports import RolledRow, RollupReader
+from agentmeter.ledger.fast_reports import RolledRow, RollupReader, _report_sql, _Statement
+from agentmeter.ledger.micros import to_micros
+from agentmeter.ledger.rollup_layout import choose_layout
 from agentmeter.ledger.rollup_schema import rollup_metadata
 from agentmeter.ledger.schema import events as events_table
 from agentmeter.ledger.schema import schema_version
@@ -85,7 +87,10 @@ ASKS = [
     for granularity in ("hour", "day", "month")
     for groups in ([], ["model"], ["agent"], ["user"], ["agent", "user"], ["payment_type"])
     for filters in ({}, {"user_id": "bob"}, {"agent_id": "a2", "user_id": "alice"})
-] + [("hour", ["user", "model", "payment_type", "agent"], {"agent_id": "A1"})]
+] + [
+    ("hour", ["user", "model", "payment_type", "agent"], {"agent_id": "A1"}),
+    ("hour", ["user", "agent"], {}),  # the agent and user rollup, read in another order
+]
 
 
 def compare_every_report(
@@ -131,6 +136,36 @@ def test_every_report_equals_the_full_paths(
         assert str(fast_stats.total_cost) == str(full_stats.total_cost)
         assert fast_stats.total_events == full_stats.total_events
         assert fast_stats.total_tokens_in == full_stats.total_tokens_in
+
+
+@pytest.mark.parametrize(
+    "hours", [None, (0, 48), (5, 30), (-3, 7), (10, 10)], ids=lambda hours: str(hours)
+)
+def test_whole_hours_by_agent_and_user_are_the_rollups_rows_as_stored(
+    ledger: Ledger, reader: RollupReader, hours: tuple[int, int] | None
+) -> None:
+    ledger.record_events([
+        make((n, ("alice", "bob", "carol")[n % 3], ("a2", "a1")[n % 2], None,
+              n * 1500 - 7200, Decimal(n) / 8, ("api", "token", "instant")[n % 3]))
+        for n in range(80)
+    ])  # fmt: skip
+    start, end = (None, None) if hours is None else (BASE + timedelta(hours=h) for h in hours)
+    statement = _Statement(ledger.dialect == "postgresql")
+    layout = choose_layout(["agent_id", "user_id"], {}, "hour")
+    assert layout is not None
+    assert layout.name == "usage_hour_agent_user"
+    span = (None if start is None else to_micros(start), None if end is None else to_micros(end))
+    sql = _report_sql(statement, layout, ["agent_id", "user_id"], "hour", "p", span, {})
+    # Whole hours: the rows as stored, no grouping (an empty range takes the events').
+    assert ("GROUP BY" in sql) == (hours == (10, 10))
+    for groups in (["agent", "user"], ["user", "agent"]):
+        fast = reader.report("hour", groups, start, end)
+        assert fast is not None
+        query = ReportQuery(
+            project_id="p", granularity="hour", group_by=groups, start_date=start, end_date=end
+        )
+        assert [shown(row) for row in fast] == [shown(row) for row in ledger.report(query)]
+        assert len(fast) > 1 or hours == (10, 10)
 
 
 def test_a_report_reads_the_rollup_and_both_partial_ends(ledger: Ledger, reader: RollupReader):

@@ -215,7 +215,7 @@ def test_a_version_4_ledger_is_upgraded_to_5_keeping_every_row(ledger_file: Path
         with again.reading() as connection:
             version = connection.execute(select(schema_version.c.version)).scalar_one()
             indexes = inspect(connection).get_indexes("dashboard_sessions")
-        assert version == SCHEMA_VERSION == 9
+        assert version == SCHEMA_VERSION == 10
         assert {index["name"] for index in indexes} == {"ix_dashboard_sessions_expires_at"}
         stats = again.stats("p", "all")
         assert (stats.total_events, stats.total_cost) == (10, Decimal("2.50"))

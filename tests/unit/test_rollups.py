@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from agentmeter.core.wire import ReportQuery, SummaryQuery
 from agentmeter.ledger import Ledger
-from agentmeter.ledger.rollup_schema import DETAIL, ROLLUPS, rollup_metadata
+from agentmeter.ledger.rollup_schema import AGENT_USER, DETAIL, ROLLUPS, rollup_metadata
 from agentmeter.ledger.rollups import choose
 from agentmeter.ledger.schema import events as events_table
 from agentmeter.ledger.schema import schema_version
@@ -134,8 +134,10 @@ def test_the_rollups_hold_each_new_event_once(ledger: Ledger) -> None:
 
 def test_the_planner_picks_the_smallest_table_that_answers() -> None:
     names = {
-        (("agent_id", "user_id"), "hour"): "usage_hour_detail",
-        (("user_id",), "hour"): "usage_hour_detail",  # the user table is per day
+        (("agent_id", "user_id"), "hour"): "usage_hour_agent_user",
+        (("user_id",), "hour"): "usage_hour_agent_user",  # the user table is per day
+        (("agent_id",), "day"): "usage_hour_agent",
+        (("agent_id", "model"), "day"): "usage_hour_detail",
         (("user_id",), "day"): "usage_day_user",
         (("payment_type",), "month"): "usage_hour_detail",
         ((), "month"): "usage_hour_model",
@@ -160,6 +162,10 @@ def test_the_longest_identifiers_fit_the_detail_rollup(ledger: Ledger) -> None:
     query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user", "model"])
     (row,) = ledger.report(query)
     assert (row.user_id, row.model, row.cost) == (event.user_id, "\U0001f916" * 200, 2)
+    # The agent and user rollup keys by the two values themselves: they fit.
+    query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user"])
+    (row,) = ledger.report(query)
+    assert (row.agent_id, row.user_id, row.cost) == (event.agent_id, event.user_id, 2)
 
 
 def test_a_version_8_ledger_gains_the_detail_rollup_from_its_events(tmp_path: Path) -> None:
@@ -171,6 +177,7 @@ def test_a_version_8_ledger_gains_the_detail_rollup_from_its_events(tmp_path: Pa
     expected = ledger.report(query)
     with ledger.writing() as connection:
         DETAIL.table.drop(connection)
+        AGENT_USER.table.drop(connection)
         connection.execute(update(schema_version).values(version=8))
     ledger.close()
 
@@ -180,5 +187,28 @@ def test_a_version_8_ledger_gains_the_detail_rollup_from_its_events(tmp_path: Pa
         assert again.check_rollups().differences == []
         with again.reading() as connection:
             assert connection.execute(select(func.sum(DETAIL.table.c.events))).scalar_one() == 12
+    finally:
+        again.close()
+
+
+def test_a_version_9_ledger_gains_the_agent_user_rollup_from_its_events(ledger: Ledger) -> None:
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    ledger.record_events([make((n, f"user-{n % 3}", f"a{n % 2}", "gpt-4o", n * 600,
+                                Decimal("0.1"), True)) for n in range(12)])  # fmt: skip
+    query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user"])
+    expected = ledger.report(query)
+    with ledger.writing() as connection:
+        AGENT_USER.table.drop(connection)
+        connection.execute(update(schema_version).values(version=9))
+    ledger.close()
+
+    again = Ledger.open(url)
+    try:
+        assert again.report(query) == expected
+        assert again.check_rollups().differences == []
+        with again.reading() as connection:
+            stored = connection.execute(select(func.sum(AGENT_USER.table.c.events))).scalar_one()
+            assert stored == 12
+            assert connection.execute(select(schema_version.c.version)).scalar_one() == 10
     finally:
         again.close()
