@@ -333,6 +333,7 @@ def _report_rows(
     rows = []
     width = len(columns)
     picks = [columns.index(name) + 1 if name in columns else 0 for name in _GROUP_FIELDS]
+    new_row = tuple.__new__  # RolledRow(...) less its argument handling: 21,600 rows
     for found_row in found:
         period = found_row[0]
         label = labels.get(period)
@@ -342,7 +343,7 @@ def _report_rows(
         groups = [found_row[pick] if pick else None for pick in picks]
         cost = _total(_money(cost))
         sums = (int(events), int(api_calls), int(tokens_in), int(tokens_out), cost)
-        rows.append(RolledRow(label, *sums, *groups))
+        rows.append(new_row(RolledRow, (label, *sums, *groups, None)))  # project_id: None
     return rows
 
 
@@ -352,6 +353,8 @@ def _money(summed: Decimal | str | None) -> Decimal:
         return summed
     if not summed:
         return ZERO
+    if "," not in summed:  # one stored row (a rollup row read as it is): the same sum
+        return MONEY_CONTEXT.add(ZERO, Decimal(summed))
     return functools.reduce(MONEY_CONTEXT.add, map(Decimal, summed.split(",")), ZERO)
 
 
