@@ -302,7 +302,7 @@ def _add_detail_rollup(connection: Connection) -> None:
 def _add_agent_user_rollup(connection: Connection) -> None:
     """Version 10: the hourly rollup per agent and user, built from the events
     already stored (a new table only)."""
-    AGENT_USER.table.create(connection)
+    AGENT_USER.table.create(connection, checkfirst=True)  # rebuilt whole either way
     rebuild_rollups(connection, events, (AGENT_USER,))
 
 

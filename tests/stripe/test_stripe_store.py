@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import inspect, select, update
 
 from agentmeter.ledger import SCHEMA_VERSION, Ledger, SyncLogEntry
-from agentmeter.ledger.rollup_schema import DETAIL
+from agentmeter.ledger.rollup_schema import AGENT_USER, DETAIL
 from agentmeter.ledger.schema import schema_version
 from agentmeter.ledger.stripe_schema import stripe_metadata
 from agentmeter.models import InstantPayEvent
@@ -88,6 +88,7 @@ def test_a_version_7_ledger_gains_the_stripe_tables(tmp_path: Path) -> None:
     with ledger.writing() as connection:
         stripe_metadata.drop_all(connection)
         DETAIL.table.drop(connection)  # version 9's table
+        AGENT_USER.table.drop(connection)  # version 10's
         connection.execute(update(schema_version).values(version=7))
     ledger.close()
 
