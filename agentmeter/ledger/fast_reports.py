@@ -91,8 +91,8 @@ class _Statement:
 
     def money_sum(self) -> str:
         """Exact on both: NUMERIC's SUM; on SQLite the texts, summed by :func:`_money`
-        (a Python aggregate would be called once per row: 64,800 calls in a report
-        of an hour by agent and user over three months)."""
+        (a Python aggregate would be called once per row: tens of thousands of
+        calls in an hourly report over three months)."""
         return "COALESCE(SUM(cost), 0)" if self.postgres else "group_concat(cost, ',')"
 
 
@@ -229,10 +229,11 @@ def _stored_as_reported(
     layout: RollupLayout, columns: list[str], granularity: str, span: tuple[int | None, int | None]
 ) -> bool:
     """Whether each row of ``layout`` is a report row as it is: keyed by exactly
-    the report's groups (never NULL) per the report's period, over whole periods."""
+    the report's groups (never NULL) per the report's period, over whole periods.
+    Not the detail rollup: its key is a digest, and its model may be NULL."""
     first, last = whole_buckets(layout.grain, *span)
     return (
-        not layout.single
+        layout.keyed_by_values
         and set(columns) == set(layout.columns)
         and layout.grain == _GRAINS.get(granularity)
         and (first, last) == span
@@ -248,7 +249,7 @@ def _stored_rows(
     table's key order) no sorting either."""
     rolled = _rolled(statement, layout, columns, project_id, span, filters)
     shown = ", ".join(["ts AS period", *columns, *_SUMS])
-    order = ", ".join(["ts", *columns])  # NOT NULL columns: NULLS FIRST changes nothing
+    order = ", ".join(["ts", *columns])  # never NULL: no NULLS FIRST, so the key's order serves
     return f"SELECT {shown} FROM ({rolled}) AS facts ORDER BY {order}"  # noqa: S608
 
 

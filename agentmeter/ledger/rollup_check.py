@@ -2,7 +2,7 @@
 
 A rollup row or a day's spend total that differs from the events' own sums
 (a bug, or a hand edit of the database) is reported; ``repair`` rebuilds
-both from the events in one transaction, as schema steps 6, 7 and 9 do.
+both from the events in one transaction, as schema steps 6, 7, 9 and 10 do.
 """
 
 from __future__ import annotations

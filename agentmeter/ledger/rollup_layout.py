@@ -22,6 +22,9 @@ class RollupLayout:
     name: str  # the table
     grain: int  # micros: an hour or a day
     columns: tuple[str, ...]  # the events columns it keeps apart
+    # Its key is its columns' values, none of them NULL: a row per report row
+    # of exactly those groups, stored in the report's order.
+    keyed_by_values: bool = False
 
     @property
     def single(self) -> bool:
@@ -34,7 +37,7 @@ LAYOUTS = (
     RollupLayout("usage_hour_model", HOUR_MICROS, ("model",)),
     RollupLayout("usage_hour_agent", HOUR_MICROS, ("agent_id",)),
     RollupLayout("usage_day_user", DAY_MICROS, ("user_id",)),
-    RollupLayout("usage_hour_agent_user", HOUR_MICROS, ("agent_id", "user_id")),
+    RollupLayout("usage_hour_agent_user", HOUR_MICROS, ("agent_id", "user_id"), True),
     RollupLayout("usage_hour_detail", HOUR_MICROS, DETAIL_COLUMNS),
 )
 

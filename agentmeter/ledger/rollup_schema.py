@@ -7,8 +7,8 @@ compresses at any scale: with thousands of users, agents and models, a row
 per hour and *combination* can be about as many rows as events.
 
 Version 9: ``usage_hour_detail``, a row per hour and combination of user,
-agent, model and payment type: what reports grouped or filtered by two of
-them (hour by agent and user) read when no one-dimension table fits. Its
+agent, model and payment type: what reports grouped or filtered by two or
+more of them (a day by model and user) read when no smaller table fits. Its
 key is a digest of the four values (``detail_key``), because four long
 identifiers could exceed what a PostgreSQL index entry holds; the values
 themselves are plain columns.

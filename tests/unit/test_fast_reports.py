@@ -168,6 +168,26 @@ def test_whole_hours_by_agent_and_user_are_the_rollups_rows_as_stored(
         assert len(fast) > 1 or hours == (10, 10)
 
 
+def test_whole_hours_by_all_four_keep_null_models_first(
+    ledger: Ledger, reader: RollupReader
+) -> None:
+    # The detail rollup is not read as stored: its model may be NULL, which
+    # PostgreSQL's key order would put last (found by review: it did).
+    ledger.record_events([
+        make((n, "alice", "a1", model, 600 + n, Decimal("0.5"), "instant"))
+        for n, model in enumerate(["gpt-4o", None, "claude", None])
+    ])  # fmt: skip
+    groups = ["user", "agent", "model", "payment_type"]
+    start, end = BASE, BASE + timedelta(hours=2)
+    fast = reader.report("hour", groups, start, end)
+    assert fast is not None
+    query = ReportQuery(
+        project_id="p", granularity="hour", group_by=groups, start_date=start, end_date=end
+    )
+    assert [shown(row) for row in fast] == [shown(row) for row in ledger.report(query)]
+    assert [row.model for row in fast] == [None, "claude", "gpt-4o"]
+
+
 def test_a_report_reads_the_rollup_and_both_partial_ends(ledger: Ledger, reader: RollupReader):
     times = [BASE + timedelta(minutes=minutes) for minutes in (5, 70, 130, 185)]
     ledger.record_events([

@@ -66,7 +66,7 @@ def reports(ledger: Ledger, start: datetime | None, end: datetime | None) -> lis
                 answers.append(ledger.report(query))
                 if granularity == "day" and group_by:
                     answers.append(ledger.breakdown(query, limit=100))
-    # Two or more dimensions at once: the detail rollup (schema 9).
+    # Two or more dimensions at once: the agent and user rollup (schema 10), the detail (9).
     for granularity in ("hour", "day"):
         for group_by in (["payment_type"], ["agent", "user"], ["user", "model", "payment_type"]):
             for filters in ({}, {"user_id": "bob", "agent_id": "a1"}):
@@ -153,8 +153,11 @@ def test_the_planner_picks_the_smallest_table_that_answers() -> None:
 def test_the_longest_identifiers_fit_the_detail_rollup(ledger: Ledger) -> None:
     # Four long values of 4-byte characters would not fit one PostgreSQL index
     # entry as a key; the detail table's key is their digest.
+    # Distinct characters: PostgreSQL would compress a repeated one in the index.
+    user_id = "".join(chr(0x1F300 + n) for n in range(256))
+    agent_id = "".join(chr(0x1F400 + n * 3 % 256) for n in range(256))
     event = TokenBasedPayEvent(
-        project_id="p", user_id="\U0001f600" * 256, agent_id="\U0001f680" * 256,
+        project_id="p", user_id=user_id, agent_id=agent_id,
         tokens_in=10, tokens_out=5, input_token_price="0.1", output_token_price="0.2",
         metadata={"model": "\U0001f916" * 200},
     )  # fmt: skip
