@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from agentmeter.core.wire import ReportQuery, SummaryQuery
 from agentmeter.ledger import Ledger
+from agentmeter.ledger.rollup_layout import LAYOUTS
 from agentmeter.ledger.rollup_schema import AGENT_USER, DETAIL, ROLLUPS, rollup_metadata
 from agentmeter.ledger.rollups import choose
 from agentmeter.ledger.schema import events as events_table
@@ -148,6 +149,20 @@ def test_the_planner_picks_the_smallest_table_that_answers() -> None:
         assert rollup.table.name == name
     assert choose(["model"], {"user_id": "u"}, "day") is DETAIL
     assert choose(["model"], {"user_id": None}, "day") is ROLLUPS[0]
+
+
+def test_the_layouts_and_tables_agree_on_each_key() -> None:
+    # The driver-only reader reads a layout keyed by its values as stored: its
+    # table must have no digest column and no nullable key column.
+    for layout, rollup in zip(LAYOUTS, ROLLUPS, strict=True):
+        assert (layout.name, layout.grain, layout.columns) == (
+            rollup.table.name, rollup.grain, rollup.columns,
+        )  # fmt: skip
+        plain_key = len(layout.columns) > 1 and not rollup.digested
+        assert layout.keyed_by_values == plain_key
+        if plain_key:
+            assert all(not rollup.table.c[name].nullable for name in layout.columns)
+            assert set(layout.columns) <= {column.name for column in rollup.table.primary_key}
 
 
 def test_the_longest_identifiers_fit_the_detail_rollup(ledger: Ledger) -> None:
