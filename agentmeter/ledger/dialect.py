@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -184,6 +185,19 @@ def period_expr(dialect_name: str, granularity: str, ts_column: Any) -> ColumnEl
     if dialect_name == "sqlite":
         return func.strftime("%Y-%m", seconds, "unixepoch")
     return func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYY-MM")
+
+
+T = TypeVar("T")
+
+# Rows per multi-row INSERT: PostgreSQL takes at most 65,535 parameters in
+# one statement, and a rollup row has 12.
+ROWS_PER_STATEMENT = 1000
+
+
+def in_statements(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``rows`` in consecutive parts of at most :data:`ROWS_PER_STATEMENT`."""
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]
 
 
 def insert_for(dialect: str, table: Any) -> Any:

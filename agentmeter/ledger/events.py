@@ -25,7 +25,7 @@ from ..pricing import MONEY_CONTEXT, ZERO, money_text
 from . import driver_sql
 from .alerts import announce_crossings
 from .base import LedgerBase, from_micros, now_micros
-from .dialect import ExactDecimal, insert_for, money_add
+from .dialect import ExactDecimal, in_statements, insert_for, money_add
 from .rollups import add_rollups
 from .rows import STORED_COLUMNS, differing_fields, event_row
 from .schema import events, user_meters
@@ -215,29 +215,30 @@ def add_usages(
             [(p, u, money_text(cost), now) for (p, u), cost in sorted(charges.items())],
         )
         return
-    statement = insert_for(dialect, user_meters).values(
-        [
-            {
-                "project_id": project_id,
-                "user_id": user_id,
-                "threshold_amount": None,
-                "current_usage": cost,
-                "last_reset_at": None,  # never reset yet
+    for part in in_statements(sorted(charges.items())):
+        statement = insert_for(dialect, user_meters).values(
+            [
+                {
+                    "project_id": project_id,
+                    "user_id": user_id,
+                    "threshold_amount": None,
+                    "current_usage": cost,
+                    "last_reset_at": None,  # never reset yet
+                    "updated_at": now,
+                }
+                for (project_id, user_id), cost in part
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["project_id", "user_id"],
+            set_={
+                "current_usage": money_add(
+                    dialect, user_meters.c.current_usage, statement.excluded.current_usage
+                ),
                 "updated_at": now,
-            }
-            for (project_id, user_id), cost in sorted(charges.items())
-        ]
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["project_id", "user_id"],
-        set_={
-            "current_usage": money_add(
-                dialect, user_meters.c.current_usage, statement.excluded.current_usage
-            ),
-            "updated_at": now,
-        },
-    )
-    connection.execute(statement)
+            },
+        )
+        connection.execute(statement)
 
 
 def add_usage(

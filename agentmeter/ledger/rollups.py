@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Select, literal, null, select, union_all
 
 from ..pricing import MONEY_CONTEXT, money_text
 from . import driver_sql
-from .dialect import HOUR_MICROS, insert_for, money_add
+from .dialect import HOUR_MICROS, in_statements, insert_for, money_add
 from .rollup_layout import LAYOUTS, choose_layout, whole_buckets
 from .rollup_schema import DETAIL_COLUMNS, ROLLUPS, SUMS, Rollup, decoded
 from .schema import events
@@ -104,16 +104,17 @@ def _upsert(
         )
         return
     names = ("project_id", "bucket", *rollup.key_names, *SUMS)
-    statement = insert_for(dialect, table).values(
-        [dict(zip(names, (*key, *total), strict=True)) for key, total in sums]
-    )
-    added = {name: table.c[name] + statement.excluded[name] for name in SUMS[:4]}
-    added["cost"] = money_add(dialect, table.c.cost, statement.excluded.cost)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["project_id", "bucket", *rollup.unique_names], set_=added
+    for part in in_statements(sums):  # still in key order
+        statement = insert_for(dialect, table).values(
+            [dict(zip(names, (*key, *total), strict=True)) for key, total in part]
         )
-    )
+        added = {name: table.c[name] + statement.excluded[name] for name in SUMS[:4]}
+        added["cost"] = money_add(dialect, table.c.cost, statement.excluded.cost)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["project_id", "bucket", *rollup.unique_names], set_=added
+            )
+        )
 
 
 def _sqlite_upsert(rollup: Rollup) -> str:

@@ -230,3 +230,24 @@ def test_a_version_9_ledger_gains_the_agent_user_rollup_from_its_events(ledger: 
             assert connection.execute(select(schema_version.c.version)).scalar_one() == 10
     finally:
         again.close()
+
+
+def test_a_batch_of_thousands_of_users_fits_postgresqls_parameter_limit(ledger: Ledger) -> None:
+    # 6,000 users in one hour: 6,000 rows in each per-user rollup and 6,000
+    # meters, more parameters than one PostgreSQL statement takes (65,535; a
+    # detail row has 12). It failed whole before (found by review).
+    batch = [
+        InstantPayEvent(project_id="p", user_id=f"u{n}", agent_id="a", amount="0.25",
+                        timestamp=BASE + timedelta(seconds=n % 3000))
+        for n in range(6000)
+    ]  # fmt: skip
+    ledger.record_events(batch)
+    ledger.record_events(batch[:10])  # resends add nothing
+    assert ledger.check_rollups().differences == []
+    query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user"])
+    rows = ledger.report(query)
+    assert len(rows) == 6000
+    assert sum(row.cost for row in rows) == 1500
+    meter = ledger.get_meter("p", "u5999")
+    assert meter is not None
+    assert meter.current_usage == Decimal("0.25")
