@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 
 from agentmeter.core.wire import ReportQuery, SummaryQuery
 from agentmeter.ledger import Ledger
@@ -186,20 +186,25 @@ def test_the_longest_identifiers_fit_the_detail_rollup(ledger: Ledger) -> None:
     assert (row.agent_id, row.user_id, row.cost) == (event.agent_id, event.user_id, 2)
 
 
+def reopened_from(ledger: Ledger, version: int, *later_tables: Table) -> Ledger:
+    """``ledger`` taken back to schema ``version`` (the tables of later versions
+    dropped), closed, and opened again: the upgrade steps run."""
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    with ledger.writing() as connection:
+        for table in later_tables:
+            table.drop(connection)
+        connection.execute(update(schema_version).values(version=version))
+    ledger.close()
+    return Ledger.open(url)
+
+
 def test_a_version_8_ledger_gains_the_detail_rollup_from_its_events(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v8.db'}"
-    ledger = Ledger.open(url)
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'v8.db'}")
     ledger.record_events([make((n, "alice", "a1", "gpt-4o", n * 600, Decimal("0.1"), True))
                           for n in range(12)])  # fmt: skip
     query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user"])
     expected = ledger.report(query)
-    with ledger.writing() as connection:
-        DETAIL.table.drop(connection)
-        AGENT_USER.table.drop(connection)
-        connection.execute(update(schema_version).values(version=8))
-    ledger.close()
-
-    again = Ledger.open(url)
+    again = reopened_from(ledger, 8, DETAIL.table, AGENT_USER.table)
     try:
         assert again.report(query) == expected
         assert again.check_rollups().differences == []
@@ -210,17 +215,11 @@ def test_a_version_8_ledger_gains_the_detail_rollup_from_its_events(tmp_path: Pa
 
 
 def test_a_version_9_ledger_gains_the_agent_user_rollup_from_its_events(ledger: Ledger) -> None:
-    url = ledger.engine.url.render_as_string(hide_password=False)
     ledger.record_events([make((n, f"user-{n % 3}", f"a{n % 2}", "gpt-4o", n * 600,
                                 Decimal("0.1"), True)) for n in range(12)])  # fmt: skip
     query = ReportQuery(project_id="p", granularity="hour", group_by=["agent", "user"])
     expected = ledger.report(query)
-    with ledger.writing() as connection:
-        AGENT_USER.table.drop(connection)
-        connection.execute(update(schema_version).values(version=9))
-    ledger.close()
-
-    again = Ledger.open(url)
+    again = reopened_from(ledger, 9, AGENT_USER.table)
     try:
         assert again.report(query) == expected
         assert again.check_rollups().differences == []
