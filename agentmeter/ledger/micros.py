@@ -7,10 +7,8 @@ Plain functions without SQLAlchemy, shared by every ledger module (through
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
-
-from ..core.jsonio import format_time
 
 MICROS = 1_000_000
 HOUR_MICROS = 3600 * MICROS
@@ -31,6 +29,15 @@ def from_micros(micros: int) -> datetime:
     return moment.replace(microsecond=rest)
 
 
+_EPOCH = datetime(1970, 1, 1)  # naive: adding a timedelta to it needs no time zone
+
+
+def wire_time(micros: int) -> str:
+    """``format_time(from_micros(micros))``, RFC 3339 with ``Z``, at half the cost
+    (an event list writes one per row)."""
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat() + "Z"
+
+
 def now_micros() -> int:
     return time.time_ns() // 1000
 
@@ -40,5 +47,6 @@ def period_label(value: Any, granularity: str) -> str:
     micros), the date for a day, ``YYYY-MM`` (already text) for a month."""
     if granularity in ("month", "all"):
         return str(value)
-    moment = from_micros(int(value))
-    return format_time(moment) if granularity == "hour" else moment.date().isoformat()
+    if granularity == "hour":
+        return wire_time(int(value))
+    return from_micros(int(value)).date().isoformat()
