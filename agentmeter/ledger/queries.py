@@ -6,6 +6,7 @@ periods never count an event twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import namedtuple
@@ -14,7 +15,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 
 from ..core.checks import INT_LIMIT, MAX_METADATA_DEPTH
 from ..core.wire import EventQuery, ReportQuery, parse_timeframe
@@ -139,16 +150,17 @@ class Queries(LedgerBase):
         transaction, so writers are never held up by a long export.
         """
         after: tuple[int, str] | None = None
+        matching, params = _matching(query)
         while True:
-            statement = _matching(query)
+            statement = matching
             if after is not None:
                 ts, event_id = after
                 statement = statement.where(
                     or_(events.c.ts < ts, and_(events.c.ts == ts, events.c.id < event_id))
                 )
-            statement = statement.order_by(events.c.ts.desc(), events.c.id.desc()).limit(page_size)
+            statement = _newest_first(statement).limit(page_size)
             with self.reading() as connection:
-                rows = connection.execute(statement).all()
+                rows = connection.execute(statement, params).all()
             if not rows:
                 return
             yield [event_dict(row) for row in rows]
@@ -257,67 +269,73 @@ class Queries(LedgerBase):
         ]
 
 
-def _matching(query: EventQuery) -> Select[Any]:
-    """The events of the query's project that pass each of its filters."""
-    statement = select(events).where(events.c.project_id == query.project_id)
-    for field in ("agent_id", "user_id", "model"):
-        value = getattr(query, field)
-        if value is not None:
-            statement = statement.where(events.c[field] == value)
-    if query.event_type is not None:
-        statement = statement.where(events.c.event_type == query.event_type.value)
-    if query.payment_type is not None:
-        statement = statement.where(events.c.payment_type == query.payment_type.value)
-    return _time_range(statement, query.start_date, query.end_date)
+def _matching(query: EventQuery) -> tuple[Select[Any], dict[str, Any]]:
+    """The events of the query's project that pass each of its filters, and the
+    statement's parameters (the filters are bound by name)."""
+    values = {
+        "agent_id": query.agent_id,
+        "user_id": query.user_id,
+        "model": query.model,
+        "event_type": None if query.event_type is None else query.event_type.value,
+        "payment_type": None if query.payment_type is None else query.payment_type.value,
+        "start": None if query.start_date is None else to_micros(query.start_date),
+        "end": None if query.end_date is None else to_micros(query.end_date),
+    }
+    given = {name: value for name, value in values.items() if value is not None}
+    return _filtered(tuple(given)), {"project_id": query.project_id, **given}
+
+
+@functools.cache
+def _filtered(names: tuple[str, ...]) -> Select[Any]:
+    """The events of one project passing the filters ``names`` (made once per set)."""
+    statement = select(events).where(events.c.project_id == bindparam("project_id"))
+    for name in names:
+        if name == "start":
+            statement = statement.where(events.c.ts >= bindparam(name))
+        elif name == "end":
+            statement = statement.where(events.c.ts < bindparam(name))
+        else:
+            statement = statement.where(events.c[name] == bindparam(name))
+    return statement
+
+
+def _newest_first(statement: Select[Any]) -> Select[Any]:
+    return statement.order_by(events.c.ts.desc(), events.c.id.desc())
 
 
 def listed(connection: Connection, query: EventQuery) -> Any:
     """The rows of :meth:`Queries.list_events` (SQLite's are read by :func:`_sqlite_list`)."""
-    statement = (
-        _matching(query)
-        .order_by(events.c.ts.desc(), events.c.id.desc())
-        .limit(query.limit)
-        .offset(query.offset)
-    )
-    return connection.execute(statement)
+    statement, params = _matching(query)
+    statement = _newest_first(statement).limit(query.limit).offset(query.offset)
+    return connection.execute(statement, params)
 
 
-# SQLite: the list's SELECT as text on the driver (``driver_sql``), its rows
-# made here, money as Decimal as ExactDecimal reads it: SQLAlchemy's statement
-# and per-column processing cost about as much as making the answers.
-_COLUMNS = tuple(column.name for column in events.columns)
-_EventRow = namedtuple("_EventRow", _COLUMNS)  # type: ignore[misc]
+# SQLite: the same statement compiled once per set of filters, its text run on
+# the driver (``driver_sql``) and its rows made here, money as Decimal as
+# ExactDecimal reads it: SQLAlchemy's execution and per-column processing cost
+# about as much as making the answers.
+_EventRow = namedtuple("_EventRow", [column.name for column in events.columns])  # type: ignore[misc]
 _MONEY_AT = tuple(
     index for index, column in enumerate(events.columns) if isinstance(column.type, ExactDecimal)
 )
-_LIST_SQL = (
-    f"SELECT {', '.join(_COLUMNS)} FROM events WHERE {{}} "  # noqa: S608 - our schema's names
-    "ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?"
-)
+
+
+@functools.cache
+def _sqlite_list_text(names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The list's SQL text for the filters ``names``, and its parameters' names in order."""
+    from sqlalchemy.dialects import sqlite
+
+    compiled = _newest_first(_filtered(names)).compile(dialect=sqlite.dialect())
+    assert compiled.positiontup is not None
+    return f"{compiled.string} LIMIT ? OFFSET ?", tuple(compiled.positiontup)
 
 
 def _sqlite_list(engine: Engine, query: EventQuery) -> list[Any]:
     """The rows of :meth:`Queries.list_events` on a SQLite ledger."""
-    where: list[str] = ["project_id = ?"]
-    params: list[Any] = [query.project_id]
-    for field in ("agent_id", "user_id", "model"):
-        value = getattr(query, field)
-        if value is not None:
-            where.append(f"{field} = ?")
-            params.append(value)
-    for field in ("event_type", "payment_type"):
-        kind = getattr(query, field)
-        if kind is not None:
-            where.append(f"{field} = ?")
-            params.append(kind.value)
-    if query.start_date is not None:
-        where.append("ts >= ?")
-        params.append(to_micros(query.start_date))
-    if query.end_date is not None:
-        where.append("ts < ?")
-        params.append(to_micros(query.end_date))
-    sql = _LIST_SQL.format(" AND ".join(where))
-    rows = driver_sql.read_all(engine, sql, [*params, query.limit, query.offset])
+    _, params = _matching(query)
+    sql, names = _sqlite_list_text(tuple(name for name in params if name != "project_id"))
+    values = [params[name] for name in names]
+    rows = driver_sql.read_all(engine, sql, [*values, query.limit, query.offset])
     return [_EventRow._make(_with_decimals(row)) for row in rows]
 
 
@@ -327,14 +345,6 @@ def _with_decimals(row: tuple[Any, ...]) -> list[Any]:
         if values[index] is not None:
             values[index] = Decimal(values[index])
     return values
-
-
-def _time_range(statement: Select[Any], start: Any, end: Any) -> Select[Any]:
-    if start is not None:
-        statement = statement.where(events.c.ts >= to_micros(start))
-    if end is not None:
-        statement = statement.where(events.c.ts < to_micros(end))
-    return statement
 
 
 def _report_rows(result: Any, granularity: str, grouping: Grouping) -> list[ReportRow]:

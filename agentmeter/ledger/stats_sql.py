@@ -52,9 +52,7 @@ def window_params(project_id: str, start: int | None, end: int) -> dict[str, Any
     """The statement's parameters for ``start <= ts < end`` (micros; ``start`` None: no start)."""
     grain = HOURLY.grain
     first, last = whole_buckets(grain, start, end)
-    assert (
-        last is not None
-    )  # ``last``: the bucket holding ``end``, summed whole, its rest taken off
+    assert last is not None  # the bucket holding ``end``: summed whole, its rest taken off
     params: dict[str, Any] = {"project_id": project_id, "last": last, "end": end}
     params["after"] = last + grain
     if start is not None:
