@@ -23,22 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from agentmeter.ledger import Ledger
+from agentmeter.ledger import events as ledger_events
 from agentmeter.ledger.schema import events
 from agentmeter.ledger.sqlite_money import register
 from agentmeter.pricing import money_text
 
+# The ledger's own statements for these two (events.py), so the least write
+# stores exactly what agentmeter's does.
 _COLUMNS = [column.name for column in events.columns]
-_INSERT = (
-    f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
-_ADD_USAGE = (
-    "INSERT INTO user_meters (project_id, user_id, threshold_amount, current_usage, "
-    "last_reset_at, updated_at) VALUES (?, ?, NULL, ?, NULL, ?) "
-    "ON CONFLICT (project_id, user_id) DO UPDATE SET "
-    "current_usage = decimal_add(user_meters.current_usage, excluded.current_usage), "
-    "updated_at = excluded.updated_at"
-)
+_INSERT = ledger_events._SQLITE_INSERT
+_ADD_USAGE = ledger_events._SQLITE_ADD_USAGE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
